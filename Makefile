@@ -1,0 +1,19 @@
+# Two commands: `make demo` (install, write the digits data, train and test) and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: demo test install data
+
+install:
+	$(PIP) install -e .
+
+data:
+	$(PYTHON) scripts/make_example_data.py data/digits
+
+demo: install data
+	biapy --config templates/classification/2d_classification_digits.yaml \
+	      --result_dir results --name digits_demo --run_id 1 --overwrite
+
+test:
+	$(PIP) install -e ".[test]"
+	$(PYTHON) -m pytest

@@ -1,0 +1,109 @@
+"""Command line: argv -> (config, run paths) -> workflow. The only place that parses flags.
+
+    biapy --config x.yaml --result_dir out --name job --run_id 1 --gpu 0 [KEY VALUE ...]
+
+Kept free of heavy imports so that `--help` and `--version` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from typing import Sequence
+
+from biapy_cls import __version__
+from biapy_cls.errors import EXIT_INTERRUPTED, TrainingInterrupted, UserError
+
+EPILOG = """\
+trailing KEY VALUE pairs override the YAML, e.g.:
+  biapy --config x.yaml --result_dir out --name job TRAIN.EPOCHS 5 TRAIN.LR 1e-3
+
+several GPUs:
+  python -m torch.distributed.run --nproc_per_node=2 $(which biapy) --config x.yaml ... --gpu 0,1
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biapy",
+        description="Train, evaluate and apply a 2D/3D image classifier described by one YAML file "
+        "(BiaPy-compatible classification workflow).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", "-cfg", help="path to the YAML configuration file")
+    parser.add_argument(
+        "--result_dir", "-rdir", default=os.getenv("HOME", "."),
+        help="folder where the job folder is created (default: your home folder)",
+    )
+    parser.add_argument("--name", "-name", default="unknown_job", help="job name: JOB = RESULT_DIR/NAME")
+    parser.add_argument("--run_id", "-rid", type=int, default=1, help="run number inside the job (default 1)")
+    parser.add_argument(
+        "--gpu", "-gpu", default=None,
+        help='GPU ids to use, e.g. "0" or "0,1"; absent or no CUDA available: the CPU',
+    )
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-v", "--version", action="version", version=f"biapy-cls {__version__}")
+    # Accepted for BiaPy compatibility; torch.distributed.run's environment variables take precedence.
+    parser.add_argument("--world_size", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
+    parser.add_argument("--dist_url", default="env://", help=argparse.SUPPRESS)
+    parser.add_argument("--dist_backend", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
+        help="config overrides, applied after the YAML",
+    )
+    return parser
+
+
+def print_error(message: str, title: str = "ERROR") -> None:
+    """One readable paragraph on stderr, wrapped to the terminal."""
+    width = 100
+    paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ") for p in message.split("\n")]
+    print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.config:
+        parser.print_usage(sys.stderr)
+        print_error("--config is required: give the path of your YAML file, e.g. --config my_classification.yaml")
+        return 2
+    try:
+        # Imported here, not at the top: these pull in torch.
+        from biapy_cls.workflow import run_from_args
+
+        run_from_args(args)
+        return 0
+    except UserError as err:
+        if args.debug:
+            raise
+        print_error(str(err))
+        return err.exit_code
+    except TrainingInterrupted as err:
+        if args.debug:
+            raise
+        print_error(str(err), title="INTERRUPTED")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print_error("stopped by the user (Ctrl-C) before training started; nothing was lost.", title="INTERRUPTED")
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - last line of defence: no traceback for users
+        if args.debug:
+            raise
+        print_error(
+            f"unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
+            "data. Re-run with --debug to see the full traceback and please report it."
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

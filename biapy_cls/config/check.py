@@ -1,0 +1,165 @@
+"""Value checks that run before any heavy work: choices, ranges and keys that depend on each other.
+
+CHOICES and RANGES are also read by scripts/gen_config_docs.py for the configuration reference.
+Checks that need the data (class count, channels) happen when the data is read.
+"""
+
+from __future__ import annotations
+
+import math
+
+from yacs.config import CfgNode as CN
+
+from biapy_cls.errors import ConfigError
+
+# key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
+CHOICES = {
+    "PROBLEM.TYPE": ["CLASSIFICATION"],
+    "PROBLEM.NDIM": ["2D", "3D"],
+    "DATA.NORMALIZATION.TYPE": ["div", "scale_range", "zero_mean_unit_variance"],
+    "DATA.NORMALIZATION.MEASURE_BY": ["image", "patch"],
+    "LOSS.TYPE": ["CE", ""],
+    "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
+    "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
+}
+
+# key -> (low, high, description); `None` = unbounded; -1 sentinels are described in defaults.py
+RANGES = {
+    "SYSTEM.NUM_CPUS": (-1, None, "-1 or at least 1"),
+    "SYSTEM.NUM_WORKERS": (-1, None, "-1 (automatic) or at least 0"),
+    "SYSTEM.SEED": (0, None, "0 or more"),
+    "DATA.VAL.SPLIT_TRAIN": (0.0, 1.0, "between 0 and 1 (exclusive), e.g. 0.1"),
+    "DATA.VAL.CROSS_VAL_NFOLD": (2, None, "at least 2"),
+    "AUGMENTOR.DA_PROB": (0.0, 1.0, "between 0 and 1"),
+    "TRAIN.LR": (0.0, None, "greater than 0, e.g. 0.001"),
+    "TRAIN.W_DECAY": (0.0, None, "0 or more"),
+    "TRAIN.BATCH_SIZE": (1, None, "at least 1"),
+    "TRAIN.EPOCHS": (0, None, "0 or more"),
+    "LOG.CHART_CREATION_FREQ": (1, None, "at least 1"),
+}
+
+
+def _get(cfg: CN, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _set(cfg: CN, key: str, value) -> None:
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
+def _check_choices(cfg: CN, errors: list[str]) -> None:
+    for key, options in CHOICES.items():
+        value = _get(cfg, key)
+        by_lower = {o.lower(): o for o in options}
+        if str(value).lower() in by_lower:
+            _set(cfg, key, by_lower[str(value).lower()])
+        else:
+            errors.append(f"{key} is {value!r}; accepted values: {', '.join(repr(o) for o in options if o)}.")
+
+
+def _check_ranges(cfg: CN, errors: list[str]) -> None:
+    for key, (low, high, text) in RANGES.items():
+        value = _get(cfg, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"{key} is {value}; it must be {text}.")
+            continue
+        exclusive = key in ("TRAIN.LR", "DATA.VAL.SPLIT_TRAIN")
+        too_low = low is not None and (value <= low if exclusive and low == 0 else value < low)
+        too_high = high is not None and (value >= high if exclusive else value > high)
+        if too_low or too_high:
+            errors.append(f"{key} is {value}; it must be {text}.")
+
+
+def _check_probability(cfg: CN, key: str, errors: list[str]) -> None:
+    value = _get(cfg, key)
+    if value != -1 and not 0.0 <= value <= 1.0:
+        errors.append(f"{key} is {value}; it must be -1 (use AUGMENTOR.DA_PROB) or between 0 and 1.")
+
+
+def _check_pair(cfg: CN, key: str, errors: list[str]) -> None:
+    value = _get(cfg, key)
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or value[0] > value[1]:
+        errors.append(f"{key} is {tuple(value)}; it must be two numbers (low, high) with low <= high.")
+
+
+def check_config(cfg: CN) -> list[str]:
+    """Validate `cfg` in place (normalising spellings); raise ConfigError listing every problem."""
+    from biapy_cls.models import available_architectures, normalize_architecture
+
+    errors: list[str] = []
+    notices: list[str] = []
+    if str(cfg.PROBLEM.TYPE).upper() != "CLASSIFICATION":
+        raise ConfigError(
+            f"PROBLEM.TYPE is '{cfg.PROBLEM.TYPE}', but biapy-cls runs the CLASSIFICATION workflow only. Set "
+            "PROBLEM.TYPE: CLASSIFICATION, or use BiaPy for other workflows."
+        )
+    _check_choices(cfg, errors)
+    _check_ranges(cfg, errors)
+
+    ndim = cfg.PROBLEM.NDIM
+    patch = cfg.DATA.PATCH_SIZE
+    want = 4 if ndim == "3D" else 3
+    if len(patch) and (len(patch) != want or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch)):
+        form = "(z, y, x, channels)" if ndim == "3D" else "(y, x, channels)"
+        errors.append(
+            f"DATA.PATCH_SIZE is {tuple(patch)}, but a {ndim} run needs {want} positive integers {form}, "
+            f"e.g. {(16, 32, 32, 1) if ndim == '3D' else (32, 32, 1)}; or leave it out to use the images' own size."
+        )
+    if cfg.DATA.N_CLASSES != -1 and cfg.DATA.N_CLASSES < 2:
+        errors.append(f"DATA.N_CLASSES is {cfg.DATA.N_CLASSES}; it must be at least 2 (or -1: from the class folders).")
+
+    zmuv = cfg.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR
+    if (zmuv.MEAN_VAL == -1) != (zmuv.STD_VAL == -1):
+        errors.append("DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR: set both MEAN_VAL and STD_VAL, or neither (-1).")
+    elif zmuv.STD_VAL != -1 and zmuv.STD_VAL <= 0:
+        errors.append(f"DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR.STD_VAL is {zmuv.STD_VAL}; it must be greater than 0.")
+
+    val = cfg.DATA.VAL
+    if val.CROSS_VAL and not val.FROM_TRAIN:
+        errors.append("DATA.VAL.CROSS_VAL needs DATA.VAL.FROM_TRAIN True (the folds are cut from the training set).")
+    if val.CROSS_VAL and not 1 <= val.CROSS_VAL_FOLD <= val.CROSS_VAL_NFOLD:
+        errors.append(f"DATA.VAL.CROSS_VAL_FOLD is {val.CROSS_VAL_FOLD}; it must be between 1 and CROSS_VAL_NFOLD ({val.CROSS_VAL_NFOLD}).")
+    if cfg.DATA.TEST.USE_VAL_AS_TEST and not (cfg.TRAIN.ENABLE and val.FROM_TRAIN):
+        errors.append("DATA.TEST.USE_VAL_AS_TEST needs TRAIN.ENABLE True and DATA.VAL.FROM_TRAIN True.")
+
+    aug = cfg.AUGMENTOR
+    for key in [k for k in aug.keys() if k.endswith("_PROB")]:
+        _check_probability(cfg, f"AUGMENTOR.{key}", errors)
+    for key in [k for k in aug.keys() if k.endswith("_RANGE")]:
+        _check_pair(cfg, f"AUGMENTOR.{key}", errors)
+
+    arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
+    if arch not in available_architectures():
+        errors.append(
+            f"MODEL.ARCHITECTURE '{cfg.MODEL.ARCHITECTURE}' is not known. Valid: {', '.join(available_architectures())}."
+        )
+    if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
+        errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
+    if cfg.LOSS.TYPE == "":
+        cfg.LOSS.TYPE = "CE"
+
+    train = cfg.TRAIN
+    betas = train.OPT_BETAS
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        errors.append(f"TRAIN.OPT_BETAS is {tuple(betas)}; it must be two numbers in [0, 1), e.g. (0.9, 0.999).")
+    if train.PATIENCE != -1 and train.PATIENCE < 1:
+        errors.append(f"TRAIN.PATIENCE is {train.PATIENCE}; it must be -1 (no early stopping) or at least 1.")
+
+    if not train.ENABLE and not cfg.TEST.ENABLE:
+        errors.append("Both TRAIN.ENABLE and TEST.ENABLE are False: there is nothing to do. Set one of them to True.")
+    if train.ENABLE and not cfg.DATA.TRAIN.PATH:
+        errors.append("TRAIN.ENABLE is True but DATA.TRAIN.PATH is empty: set it to your training folder.")
+    if train.ENABLE and not val.FROM_TRAIN and not val.PATH:
+        errors.append("DATA.VAL.FROM_TRAIN is False but DATA.VAL.PATH is empty: set the validation folder, or FROM_TRAIN True.")
+    if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST and not cfg.DATA.TEST.PATH:
+        errors.append("TEST.ENABLE is True but DATA.TEST.PATH is empty: set it to your test folder.")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return notices

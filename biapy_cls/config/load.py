@@ -1,0 +1,214 @@
+"""YAML file + command-line overrides -> a checked, frozen config.
+
+Order: defaults, then the YAML, then trailing `KEY VALUE` pairs from the command line. Strings that
+look like Python literals are parsed as BiaPy does (`(28, 28, 1)` is a tuple, `1e-4` a float).
+Every problem found is reported at once, each naming its key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from yacs.config import CfgNode as CN
+
+from biapy_cls.config import compat
+from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.errors import ConfigError
+
+
+def flatten(node: dict, prefix: str = "") -> dict[str, Any]:
+    """{'A': {'B': 1}} -> {'A.B': 1}."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def all_keys(cfg: CN | None = None) -> list[str]:
+    return list(flatten(cfg if cfg is not None else get_cfg_defaults()))
+
+
+def decode_value(value: Any) -> Any:
+    """Parse strings holding Python literals, as yacs and BiaPy do; other values pass through."""
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            return value
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a text", tuple: "a list",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def coerce(key: str, value: Any, default: Any) -> Any:
+    """`value` converted to the type of `default`, or a ConfigError that says what was expected."""
+    value = decode_value(value)
+
+    def wrong() -> ConfigError:
+        example = {bool: "True", int: "10", float: "0.001", str: "'text'"}.get(type(default), str(default))
+        return ConfigError(
+            f"{key} must be {_type_name(default)}, but the value given is {value!r} ({_type_name(value)}). "
+            f"Example: {key}: {example}"
+        )
+
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise wrong()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong()
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise wrong()
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        if value is None:  # an empty YAML value, e.g. "PATH:"
+            return ""
+        raise wrong()
+    if isinstance(default, (tuple, list)):
+        if isinstance(value, (tuple, list)):
+            return type(default)(value)
+        raise wrong()
+    return value
+
+
+def suggest(key: str, known: Sequence[str]) -> str:
+    """' Did you mean X?' for the closest valid key, or ''."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:  # a right name in the wrong section, e.g. DATA.EPOCHS -> TRAIN.EPOCHS
+        leaf = key.rsplit(".", 1)[-1]
+        by_leaf = {k.rsplit(".", 1)[-1]: k for k in known}
+        leaf_match = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+        close = [by_leaf[leaf_match[0]]] if leaf_match else []
+    return f" Did you mean {close[0]}?" if close else ""
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"The config file '{path}' does not exist. Check the path given to --config.")
+    if path.is_dir():
+        raise ConfigError(f"--config points to the folder '{path}'; give the path of a YAML file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Cannot read the config file '{path}': {err}.") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(
+            f"The config file '{path}' is not valid YAML{where}: {problem}. Check the indentation (spaces, "
+            "not tabs) and that every 'KEY: value' has a space after the colon."
+        ) from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"The config file '{path}' must hold sections of 'KEY: value' pairs (SYSTEM:, DATA:, TRAIN:, ...), "
+            f"but it holds {type(data).__name__}."
+        )
+    return data
+
+
+def parse_overrides(opts: Sequence[str]) -> dict[str, Any]:
+    """['TRAIN.EPOCHS', '5', ...] -> {'TRAIN.EPOCHS': '5', ...} (values decoded later)."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(
+            f"Command-line overrides come in KEY VALUE pairs, but '{opts[-1]}' has no value. "
+            "Example: biapy --config x.yaml ... TRAIN.EPOCHS 5"
+        )
+    out = {}
+    for key, value in zip(opts[::2], opts[1::2]):
+        if key.startswith("-"):
+            raise ConfigError(f"'{key}' is not a known flag; run 'biapy --help'. Overrides are KEY VALUE pairs.")
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.strip() else value
+            except yaml.YAMLError:
+                pass
+        out[key] = value
+    return out
+
+
+def merge(cfg: CN, values: dict[str, Any], source: str) -> list[str]:
+    """Merge flat `values` into `cfg`; return notices. All errors are raised together."""
+    defaults = flatten(cfg)
+    known = list(defaults)
+    errors: list[str] = []
+    notices: list[str] = []
+    for key, value in values.items():
+        if key in compat.RENAMED:
+            new = compat.RENAMED[key]
+            notices.append(f"{key} (in {source}) is BiaPy's old name of {new}; using it as {new}.")
+            key = new
+        if key in defaults:
+            try:
+                value = coerce(key, value, defaults[key])
+            except ConfigError as err:
+                errors.append(str(err))
+                continue
+            renamed = compat.RENAMED_VALUES.get((key, value)) if isinstance(value, str) else None
+            if renamed:
+                notices.append(f"{key}: '{value}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
+                value = renamed
+            node = cfg
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+            continue
+        unused = compat.match(compat.NOT_USED, key)
+        if unused:
+            notices.append(f"{key} (in {source}) has no effect in classification: {unused[1]}. It is ignored.")
+            continue
+        unsupported = compat.match(compat.UNSUPPORTED, key)
+        if unsupported:
+            default = unsupported[1]
+            if default is not None and not compat.same_value(decode_value(value), default):
+                errors.append(
+                    f"{key} is a BiaPy setting that biapy-cls does not implement, so it cannot be set to "
+                    f"{decode_value(value)!r}. Remove it from {source} or set it to {default!r}."
+                )
+            continue
+        if isinstance(value, dict) or any(k.startswith(key + ".") for k in known):
+            errors.append(f"{key} is a section, not a key: give its keys, e.g. {next(k for k in known if k.startswith(key + '.'))}.")
+            continue
+        errors.append(f"Unknown config key {key} (in {source}).{suggest(key, known)}")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return notices
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
+    """Defaults <- YAML <- overrides; checked and frozen. Returns (config, notices to print)."""
+    from biapy_cls.config.check import check_config
+
+    cfg = get_cfg_defaults()
+    notices = merge(cfg, flatten(read_yaml(path)), f"'{Path(path).name}'")
+    notices += merge(cfg, parse_overrides(overrides), "the command line")
+    notices += check_config(cfg)
+    cfg.freeze()
+    return cfg, notices

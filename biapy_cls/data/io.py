@@ -1,0 +1,149 @@
+"""Read image files into numpy arrays with a known axis order.
+
+2D images come out as (y, x, c), 3D volumes as (z, y, x, c). How axes are recognised:
+
+- 2D: a 2-axis array is (y, x). A 3-axis array is (y, x, c) when its last axis equals the channel
+  count of DATA.PATCH_SIZE, (c, y, x) when its first axis does; otherwise an axis of at most 4 that is
+  smaller than the other two is taken as channels. Leading axes of length 1 are dropped.
+- 3D: a 3-axis array is (z, y, x). A 4-axis array is (z, y, x, c), (z, c, y, x) (ImageJ) or
+  (c, z, y, x), tried in that order, matching the channel count of DATA.PATCH_SIZE.
+- Anything else is an error that names the file and its shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biapy_cls.errors import DataError
+
+# Divisor that maps a dtype's full range to [0, 1] ("div" normalization); floats are taken as they are.
+INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(bool): 1.0}
+
+
+def dtype_range(dtype: np.dtype) -> float:
+    dtype = np.dtype(dtype)
+    if dtype in INTEGER_RANGES:
+        return INTEGER_RANGES[dtype]
+    if np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).max)
+    return 1.0
+
+
+def read_file(path: Path) -> np.ndarray:
+    """Decode one file as stored, naming the file if it cannot be read."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".npy"):
+            arr = np.load(path, allow_pickle=False)
+        elif name.endswith((".tif", ".tiff")):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        elif name.endswith((".nii", ".nii.gz")):
+            try:
+                import nibabel
+            except ImportError as err:
+                raise DataError(
+                    f"'{path}' is a NIfTI file, which needs the nibabel package: pip install nibabel"
+                ) from err
+            # NIfTI stores (x, y, z[, c]); we work in (z, y, x[, c]).
+            arr = np.asarray(nibabel.load(str(path)).dataobj)
+            arr = np.swapaxes(arr, 0, 2) if arr.ndim >= 3 else arr
+        else:
+            import imageio.v3 as iio
+
+            arr = iio.imread(path)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every decoder has its own exception types
+        raise DataError(
+            f"Cannot read the image '{path}': {type(err).__name__}: {err}. The file is corrupt, truncated "
+            "or not an image: replace or remove it."
+        ) from err
+    arr = np.asarray(arr)
+    if arr.dtype == object or arr.size == 0:
+        raise DataError(f"The file '{path}' holds no pixel data (shape {arr.shape}, dtype {arr.dtype}): remove it.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"The image '{path}' has complex values ({arr.dtype}); convert it to a real-valued image.")
+    return arr
+
+
+def _squeeze_leading(arr: np.ndarray, target_ndim: int) -> np.ndarray:
+    while arr.ndim > target_ndim and arr.shape[0] == 1:
+        arr = arr[0]
+    return arr
+
+
+def _channel_axis_guess(shape: tuple[int, ...], spatial: int) -> int | None:
+    """Index of an axis of at most 4 that is smaller than every other axis, first or last only."""
+    for axis in (len(shape) - 1, 0):
+        others = [s for i, s in enumerate(shape) if i != axis]
+        if shape[axis] <= 4 and all(shape[axis] < s for s in others) and len(others) == spatial:
+            return axis
+    return None
+
+
+def to_channels_last(arr: np.ndarray, ndim: str, channels: int, path: Path) -> np.ndarray:
+    """(y, x, c) for 2D, (z, y, x, c) for 3D, following the rules in this module's docstring."""
+    spatial = 3 if ndim == "3D" else 2
+    arr = _squeeze_leading(arr, spatial + 1)
+    if arr.ndim == spatial:
+        if spatial == 3 and arr.shape[-1] <= 4 and arr.shape[-1] * 4 <= min(arr.shape[:2]):
+            raise DataError(
+                f"'{path}' has shape {arr.shape}, which looks like a 2D image with {arr.shape[-1]} channels, "
+                "but PROBLEM.NDIM is 3D. Use 3D volumes (tif stacks, npy) or set PROBLEM.NDIM 2D."
+            )
+        return arr[..., None]
+    if arr.ndim == spatial + 1:
+        candidates = [arr.ndim - 1, 1, 0] if spatial == 3 else [arr.ndim - 1, 0]
+        for axis in candidates:
+            if arr.shape[axis] == channels:
+                return np.moveaxis(arr, axis, -1)
+        guess = _channel_axis_guess(arr.shape, spatial)
+        if guess is not None:
+            return np.moveaxis(arr, guess, -1)
+    if ndim == "2D" and arr.ndim == 3:
+        raise DataError(
+            f"'{path}' has shape {arr.shape}: not a 2D image (y, x) or (y, x, {channels}). If your images are "
+            "3D volumes, set PROBLEM.NDIM 3D and a 4-value DATA.PATCH_SIZE (z, y, x, c); otherwise check the "
+            "channel count in DATA.PATCH_SIZE."
+        )
+    if ndim == "3D" and arr.ndim == 2:
+        raise DataError(
+            f"'{path}' has shape {arr.shape}, a 2D image, but PROBLEM.NDIM is 3D. Use 3D volumes "
+            "(z, y, x) or set PROBLEM.NDIM 2D and a 3-value DATA.PATCH_SIZE (y, x, c)."
+        )
+    want = "(y, x) or (y, x, c)" if spatial == 2 else "(z, y, x) or (z, y, x, c)"
+    raise DataError(
+        f"'{path}' has shape {arr.shape}, which is not {want} with {channels} channel(s) as DATA.PATCH_SIZE "
+        f"says. Check PROBLEM.NDIM ({ndim}) and the channel count in DATA.PATCH_SIZE."
+    )
+
+
+def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) -> np.ndarray:
+    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB."""
+    have = arr.shape[-1]
+    if have == channels:
+        return arr
+    if have == 1 and channels == 3 and force_rgb:
+        return np.repeat(arr, 3, axis=-1)
+    if have == 4 and channels == 3:
+        return arr[..., :3]  # RGBA PNGs: the alpha channel carries no image content
+    if have == 2 and channels == 1:  # grey + alpha
+        return arr[..., :1]
+    hint = " or set DATA.FORCE_RGB True to turn grey images into RGB" if have == 1 and channels == 3 else ""
+    raise DataError(
+        f"'{path}' has {have} channel(s) but DATA.PATCH_SIZE asks for {channels}. Set the last value of "
+        f"DATA.PATCH_SIZE to {have}{hint}."
+    )
+
+
+def read_image(path: Path, ndim: str, channels: int, force_rgb: bool) -> np.ndarray:
+    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, dtype as stored."""
+    arr = read_file(path)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    arr = to_channels_last(arr, ndim, channels, path)
+    return fit_channels(arr, channels, force_rgb, path)

@@ -1,0 +1,126 @@
+"""Which images are used for what: class names, training / validation / test lists, image size.
+
+Everything here only lists folders and reads at most one image, so data mistakes are reported
+before anything is written or decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from yacs.config import CfgNode as CN
+
+from biapy_cls.data.dataset import ImageSpec
+from biapy_cls.data.discover import SampleList, discover_labelled, discover_unlabelled, stratified_folds, stratified_split
+from biapy_cls.data.io import read_image, to_channels_last, read_file
+from biapy_cls.errors import DataError
+
+log = logging.getLogger("biapy_cls")
+
+
+@dataclass
+class DataPlan:
+    class_names: list[str]
+    spec: ImageSpec
+    train: SampleList | None = None
+    val: SampleList | None = None
+    test: SampleList | None = None
+
+    @property
+    def test_has_labels(self) -> bool:
+        return self.test is not None and bool((self.test.labels >= 0).all())
+
+
+def _split_train(cfg: CN, samples: SampleList) -> tuple[SampleList, SampleList | None]:
+    val_cfg = cfg.DATA.VAL
+    if val_cfg.CROSS_VAL:
+        train_idx, val_idx = stratified_folds(samples.labels, val_cfg.CROSS_VAL_NFOLD, val_cfg.CROSS_VAL_FOLD,
+                                              cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
+    else:
+        train_idx, val_idx = stratified_split(samples.labels, val_cfg.SPLIT_TRAIN, cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
+    if len(val_idx) == 0:
+        log.warning("No class has two or more training images, so there is no validation set: the best "
+                    "checkpoint and early stopping follow the training loss.")
+        return samples, None
+    return samples.subset(train_idx), samples.subset(val_idx)
+
+
+def infer_spec(cfg: CN, samples: SampleList) -> ImageSpec:
+    """ImageSpec from DATA.PATCH_SIZE, or from the first training image when PATCH_SIZE is ()."""
+    ndim = cfg.PROBLEM.NDIM
+    patch = tuple(cfg.DATA.PATCH_SIZE)
+    if not patch:
+        first = samples.paths[0]
+        arr = read_file(first)
+        channels = to_channels_last(arr, ndim, 3 if cfg.DATA.FORCE_RGB else 1, first).shape[-1]
+        if cfg.DATA.FORCE_RGB and channels == 1:
+            channels = 3
+        arr = read_image(first, ndim, channels, cfg.DATA.FORCE_RGB)
+        patch = (*arr.shape[:-1], arr.shape[-1])
+        log.info(f"DATA.PATCH_SIZE not set: using the size of the first training image, {patch} ('{first.name}').")
+    return ImageSpec.from_patch_size(ndim, patch, cfg.DATA.FORCE_RGB, cfg.DATA.REFLECT_TO_COMPLETE_SHAPE)
+
+
+def check_first_image(samples: SampleList, spec: ImageSpec) -> None:
+    """Read one image of each class early, so that a wrong NDIM or channel count fails at once."""
+    seen = set()
+    for path, label in zip(samples.paths, samples.labels):
+        if label not in seen:
+            seen.add(label)
+            read_image(path, spec.ndim, spec.channels, spec.force_rgb)
+
+
+def plan_training_data(cfg: CN) -> DataPlan:
+    train, class_names = discover_labelled(cfg.DATA.TRAIN.PATH, "DATA.TRAIN.PATH", cfg.PROBLEM.NDIM)
+    if len(class_names) < 2:
+        raise DataError(
+            f"DATA.TRAIN.PATH ('{train.root}') has a single class folder ({class_names[0]}); a classifier needs at "
+            "least two classes, each in its own sub-folder."
+        )
+    if cfg.DATA.N_CLASSES not in (-1, len(class_names)):
+        raise DataError(
+            f"DATA.N_CLASSES is {cfg.DATA.N_CLASSES} but DATA.TRAIN.PATH ('{train.root}') has {len(class_names)} "
+            f"class folders ({', '.join(class_names)}). Set DATA.N_CLASSES to {len(class_names)} (or -1 to count "
+            "the folders), or fix the folders."
+        )
+    spec = infer_spec(cfg, train)
+    check_first_image(train, spec)
+    if cfg.DATA.VAL.FROM_TRAIN:
+        train, val = _split_train(cfg, train)
+    else:
+        val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
+    return DataPlan(class_names, spec, train, val)
+
+
+def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
+    """Add the test images to `plan` (whose classes come from training or from the checkpoint)."""
+    if cfg.DATA.TEST.USE_VAL_AS_TEST:
+        plan.test = plan.val
+        if plan.test is None:
+            raise DataError("DATA.TEST.USE_VAL_AS_TEST is True but there is no validation set to test on.")
+    elif cfg.DATA.TEST.LOAD_GT:
+        plan.test, _ = discover_labelled(cfg.DATA.TEST.PATH, "DATA.TEST.PATH", cfg.PROBLEM.NDIM, plan.class_names)
+    else:
+        plan.test = discover_unlabelled(cfg.DATA.TEST.PATH, "DATA.TEST.PATH", cfg.PROBLEM.NDIM)
+    check_first_image(plan.test, plan.spec)
+    return plan
+
+
+def describe(plan: DataPlan) -> str:
+    def counts(samples: SampleList | None) -> str:
+        if samples is None:
+            return "none"
+        if (samples.labels < 0).any():
+            return f"{len(samples)} images (no labels)"
+        per_class = np.bincount(samples.labels, minlength=len(plan.class_names))
+        return f"{len(samples)} images (" + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, per_class)) + ")"
+
+    lines = [f"Classes ({len(plan.class_names)}): {', '.join(plan.class_names)}",
+             f"Image size: {plan.spec.ndim} {plan.spec.spatial} with {plan.spec.channels} channel(s)"]
+    if plan.train is not None:
+        lines += [f"Training:   {counts(plan.train)}", f"Validation: {counts(plan.val)}"]
+    if plan.test is not None:
+        lines.append(f"Test:       {counts(plan.test)}")
+    return "\n".join(lines)

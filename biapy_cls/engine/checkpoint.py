@@ -1,0 +1,85 @@
+"""Self-contained checkpoints, written atomically.
+
+A checkpoint holds everything needed to predict new images (weights, how to build the model, class
+names, image size, normalisation) and everything needed to resume training exactly (optimizer,
+scheduler, scaler, epoch, early-stopping state, history, RNG states). It only contains tensors and
+plain Python values, so it loads with `torch.load(weights_only=True)`: no code runs on loading.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biapy_cls import __version__
+from biapy_cls.errors import CheckpointError
+
+FORMAT = "biapy-cls-checkpoint"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary file in the same folder, then rename: the previous file stays readable
+    until the new one is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
+    """Read a checkpoint written by biapy-cls, with a clear error for missing, corrupt or foreign files."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"The {what} '{path}' does not exist. Check PATHS.CHECKPOINT_FILE or the run name.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise CheckpointError(
+            f"The {what} '{path}' cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}). It is "
+            "corrupt, truncated or not a PyTorch file: use another checkpoint."
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"The {what} '{path}' was not written by biapy-cls (it lacks the model description and class names "
+            "that a biapy-cls checkpoint holds). Use a checkpoint from a biapy-cls run's checkpoints/ folder."
+        )
+    return state
+
+
+def rng_state() -> dict:
+    """Every random generator's state, as plain values and tensors."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    """random.setstate needs tuples where a save/load round trip may give lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value

@@ -1,0 +1,103 @@
+"""Where the run executes: device, CPU threads, seeds and (under torch.distributed.run) the process group."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from biapy_cls.errors import UserError
+
+log = logging.getLogger("biapy_cls")
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def parse_gpu_ids(gpu: str | None) -> list[int]:
+    if gpu is None or not str(gpu).strip():
+        return []
+    try:
+        return [int(part) for part in str(gpu).replace(" ", "").split(",") if part != ""]
+    except ValueError as err:
+        raise UserError(f"--gpu '{gpu}' is not a list of GPU numbers; use e.g. --gpu 0 or --gpu 0,1.") from err
+
+
+def set_threads(num_cpus: int, world_size: int = 1) -> None:
+    """SYSTEM.NUM_CPUS threads for the whole job, shared by its processes."""
+    total = os.cpu_count() or 1
+    wanted = total if num_cpus == -1 else min(num_cpus, total)
+    torch.set_num_threads(max(1, wanted // world_size))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_runtime(gpu: str | None, num_cpus: int) -> Runtime:
+    """Pick the device from --gpu and join the process group when launched by torch.distributed.run."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    gpu_ids = parse_gpu_ids(gpu)
+    if gpu_ids and torch.cuda.is_available():
+        ids = gpu_ids if len(gpu_ids) > 1 or world_size == 1 else gpu_ids * world_size
+        if local_rank >= len(ids):
+            raise UserError(
+                f"This process has local rank {local_rank} but --gpu lists only {len(gpu_ids)} GPU(s) ({gpu}). "
+                "Give one GPU per process, e.g. --nproc_per_node=2 with --gpu 0,1."
+            )
+        device = torch.device("cuda", ids[local_rank])
+        torch.cuda.set_device(device)
+    else:
+        if gpu_ids and rank == 0:
+            log.warning(f"--gpu {gpu} was given, but PyTorch finds no CUDA GPU here: running on the CPU.")
+        device = torch.device("cpu")
+    set_threads(num_cpus, world_size if device.type == "cpu" else 1)
+    runtime = Runtime(device, rank, world_size, local_rank)
+    if runtime.distributed and not dist.is_initialized():
+        backend = "nccl" if runtime.cuda else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    return runtime
+
+
+def shutdown_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def reduce_sum(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Sum a tensor over all processes (identity in a single process), so every rank sees the same."""
+    if runtime.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (metrics.py) and the files and charts written for people (reports.py)."""

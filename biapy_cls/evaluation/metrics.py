@@ -1,0 +1,105 @@
+"""Classification metrics.
+
+During training, metrics come from a confusion matrix, which sums exactly across processes. The
+final test report uses scikit-learn. Every function accepts classes absent from the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(n_classes, n_classes) counts; rows are the true class, columns the predicted class."""
+    index = labels.long() * n_classes + preds.long()
+    return torch.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def summarize_confusion(cm: torch.Tensor | np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro F1 over the classes present in the true labels."""
+    cm = np.asarray(cm.cpu() if isinstance(cm, torch.Tensor) else cm, dtype=np.float64)
+    total = cm.sum()
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {
+        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "f1": float(f1[present].mean()) if present.any() else 0.0,
+    }
+
+
+def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict:
+    """One-vs-rest ROC AUC per class (classes with both positives and negatives) and their mean."""
+    from sklearn.metrics import roc_auc_score
+
+    per_class = {}
+    for k in range(n_classes):
+        positives = y_true == k
+        if positives.any() and (~positives).any():
+            per_class[k] = float(roc_auc_score(positives, probs[:, k]))
+    return per_class
+
+
+def test_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
+    """Everything test_metrics.json holds: overall scores, per-class report, confusion matrix."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
+
+    n_classes = len(class_names)
+    labels = list(range(n_classes))
+    y_pred = probs.argmax(axis=1)
+    present = sorted(set(y_true.tolist()))
+    metrics: dict = {
+        "n_images": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+    }
+    # Averages over the classes that occur in the test set: a class absent from it has no recall.
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=average, zero_division=0)
+        metrics[f"precision_{average}"], metrics[f"recall_{average}"], metrics[f"f1_{average}"] = float(p), float(r), float(f)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    auc = _roc_auc(y_true, probs, n_classes)
+    metrics["roc_auc_macro"] = float(np.mean(list(auc.values()))) if auc else None
+    metrics["per_class"] = {
+        name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k]),
+               "roc_auc": auc.get(k)}
+        for k, name in enumerate(class_names)
+    }
+    cm = confusion_matrix(torch.as_tensor(y_pred), torch.as_tensor(y_true), n_classes).numpy()
+    metrics["confusion_matrix"] = {"rows_true_cols_predicted": class_names, "matrix": cm.tolist()}
+    return metrics
+
+
+def format_report(metrics: dict, class_names: list[str]) -> str:
+    """The printed summary: per-class report under class names, then averages and the confusion matrix."""
+    width = max(12, *(len(n) for n in class_names)) + 2
+    lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name in class_names:
+        row = metrics["per_class"][name]
+        lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}")
+    lines.append("")
+    for average in ("macro", "weighted"):
+        lines.append(
+            f"{average + ' avg':<{width}}{metrics[f'precision_{average}']:>10.4f}{metrics[f'recall_{average}']:>10.4f}"
+            f"{metrics[f'f1_{average}']:>10.4f}{metrics['n_images']:>10d}"
+        )
+    lines.append(f"{'accuracy':<{width}}{metrics['accuracy']:>30.4f}")
+    lines.append(f"{'balanced acc.':<{width}}{metrics['balanced_accuracy']:>30.4f}")
+    if metrics.get("roc_auc_macro") is not None:
+        lines.append(f"{'ROC AUC':<{width}}{metrics['roc_auc_macro']:>30.4f}")
+    lines.append("")
+    lines.append("Confusion matrix (rows: true class, columns: predicted class)")
+    cm = metrics["confusion_matrix"]["matrix"]
+    cell = max(6, *(len(str(v)) + 1 for row in cm for v in row))
+    short = [n[:cell - 1] for n in class_names]
+    lines.append(" " * width + "".join(f"{n:>{cell}}" for n in short))
+    for name, row in zip(class_names, cm):
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}d}" for v in row))
+    return "\n".join(lines)

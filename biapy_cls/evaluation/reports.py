@@ -1,0 +1,154 @@
+"""Files and pictures for people: predictions.csv, test metrics, the training log, charts, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from biapy_cls.outputs import atomic_write_text
+
+
+def safe_column(name: str) -> str:
+    return "prob_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class_names: list[str],
+                      true_labels: np.ndarray | None = None) -> None:
+    """filename, class (index, as BiaPy), class_name, [true_class, true_class_name,] prob_<class>..."""
+    import pandas as pd
+
+    pred = probs.argmax(axis=1)
+    table = {"filename": filenames, "class": pred, "class_name": [class_names[k] for k in pred]}
+    if true_labels is not None:
+        table["true_class"] = true_labels
+        table["true_class_name"] = [class_names[k] for k in true_labels]
+    columns = [safe_column(n) for n in class_names]
+    if len(set(columns)) < len(columns):  # names that differ only in characters replaced above
+        columns = [f"prob_{k}_{c[5:]}" for k, c in enumerate(columns)]
+    for k, column in enumerate(columns):
+        table[column] = probs[:, k]
+    atomic_write_text(path, pd.DataFrame(table).to_csv(index=False, float_format="%.6f"))
+
+
+def write_test_metrics(results_dir: Path, metrics: dict) -> None:
+    """test_metrics.json (everything) and test_metrics.csv (metric, scope, value: one row per number)."""
+    import pandas as pd
+
+    atomic_write_text(results_dir / "test_metrics.json", json.dumps(metrics, indent=2))
+    rows = [(key, "all", metrics[key]) for key in ("accuracy", "balanced_accuracy", "roc_auc_macro")]
+    for average in ("macro", "weighted"):
+        rows += [(m, average, metrics[f"{m}_{average}"]) for m in ("precision", "recall", "f1")]
+    for name, report in metrics["per_class"].items():
+        rows += [(m, name, report[m]) for m in ("precision", "recall", "f1", "support", "roc_auc")]
+    names = metrics["confusion_matrix"]["rows_true_cols_predicted"]
+    for true_name, row in zip(names, metrics["confusion_matrix"]["matrix"]):
+        rows += [("confusion", f"true={true_name} predicted={pred_name}", v) for pred_name, v in zip(names, row)]
+    frame = pd.DataFrame(rows, columns=["metric", "scope", "value"])
+    atomic_write_text(results_dir / "test_metrics.csv", frame.to_csv(index=False))
+
+
+class TrainingLog:
+    """RUN_training_log.json: one JSON object per line, one line per epoch."""
+
+    def __init__(self, path: Path, history: list[dict]):
+        self.path = path
+        # Rewritten from the checkpoint's history, so a resumed run holds no epoch twice.
+        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+CURVES = {
+    "loss": ("Loss", ["train_loss", "val_loss"]),
+    "accuracy": ("Accuracy", ["train_accuracy", "val_accuracy"]),
+    "f1": ("Macro F1", ["val_f1"]),
+    "lr": ("Learning rate", ["lr"]),
+}
+
+
+def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
+    """One PNG per quantity: RUN_loss.png, RUN_accuracy.png, RUN_f1.png, RUN_lr.png."""
+    if not history:
+        return
+    plt = _figure()
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    epochs = [row["epoch"] for row in history]
+    for stem, (title, keys) in CURVES.items():
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        for key in keys:
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
+                        label=key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{title} - {run_name}")
+        if stem == "lr":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(charts_dir / f"{run_name}_{stem}.png")
+        plt.close(fig)
+
+
+def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
+    """The confusion matrix as a picture: counts, coloured by the fraction of each true class."""
+    plt = _figure()
+    cm = np.asarray(matrix, dtype=np.float64)
+    frac = np.divide(cm, cm.sum(axis=1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(axis=1, keepdims=True) > 0)
+    n = len(class_names)
+    size = min(4 + 0.5 * n, 20)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=100)
+    image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class TensorBoard:
+    """Scalars per epoch under results/RUN/tensorboard (written by the main process only)."""
+
+    def __init__(self, log_dir: Path, enabled: bool = True):
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def epoch(self, row: dict) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                group = "lr" if key == "lr" else key.split("_", 1)[-1]
+                self.writer.add_scalar(f"{group}/{key}", value, row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

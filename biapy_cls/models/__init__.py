@@ -1,0 +1,70 @@
+"""One entry point builds every architecture by name (timm's `create_model` style).
+
+    model = build_model(ModelSpec(architecture="simple_cnn", ndim="2D", in_channels=1, n_classes=10,
+                                  spatial=(32, 32)), cfg.MODEL)
+
+Each architecture module registers a builder with `@register("name")`. Builders return a
+`torch.nn.Module` mapping (N, C, *spatial) float tensors to (N, n_classes) logits: no softmax inside.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from biapy_cls.errors import ConfigError
+
+_BUILDERS: dict[str, Callable] = {}
+# Architectures and the module that defines each; modules are imported only when their model is built
+# so that importing one backbone library (timm, MONAI) never slows down another.
+_MODULES = {"simple_cnn": "biapy_cls.models.simple_cnn"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model must fit: stored in checkpoints so that a model can be rebuilt without the data."""
+
+    architecture: str
+    ndim: str
+    in_channels: int
+    n_classes: int
+    spatial: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        return cls(d["architecture"], d["ndim"], int(d["in_channels"]), int(d["n_classes"]), tuple(d["spatial"]))
+
+
+def register(name: str) -> Callable:
+    def wrap(fn: Callable) -> Callable:
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def available_architectures() -> list[str]:
+    return sorted(_MODULES)
+
+
+def normalize_architecture(name: str) -> str:
+    """BiaPy spells architectures in any case (ViT, EfficientNetB0, simple_cnn)."""
+    key = name.strip().lower().replace("-", "_")
+    if key.startswith("efficientnetb"):
+        key = "efficientnet_b" + key[len("efficientnetb"):]
+    return key
+
+
+def build_model(spec: ModelSpec, model_cfg=None):
+    """Build `spec.architecture`; `model_cfg` is the MODEL config node (architecture-specific keys)."""
+    name = normalize_architecture(spec.architecture)
+    if name not in _MODULES:
+        raise ConfigError(
+            f"MODEL.ARCHITECTURE '{spec.architecture}' is not known. Valid: {', '.join(available_architectures())}."
+        )
+    importlib.import_module(_MODULES[name])
+    return _BUILDERS[name](spec, model_cfg)

@@ -1,0 +1,53 @@
+"""A small, fast convolutional classifier for 2D and 3D images.
+
+Three stages of two 3x3(x3) convolutions with batch normalisation and ReLU, each followed by 2x
+max-pooling along every axis still long enough to pool; then global average pooling, dropout and one
+linear layer. Unlike BiaPy's simple_cnn it ends in logits (the loss applies the softmax) and works for
+any input size, anisotropic volumes included.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from biapy_cls.models import ModelSpec, register
+
+WIDTHS = (16, 32, 64)
+
+
+def _layers(ndim: str):
+    if ndim == "3D":
+        return nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, nn.AdaptiveAvgPool3d
+    return nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d
+
+
+class SimpleCNN(nn.Module):
+    def __init__(self, spec: ModelSpec, dropout: float = 0.2, widths: tuple[int, ...] = WIDTHS):
+        super().__init__()
+        conv, norm, pool, gap = _layers(spec.ndim)
+        size = list(spec.spatial)
+        layers: list[nn.Module] = []
+        channels = spec.in_channels
+        for width in widths:
+            for _ in range(2):
+                layers += [conv(channels, width, 3, padding=1, bias=False), norm(width), nn.ReLU(inplace=True)]
+                channels = width
+            kernel = tuple(2 if s >= 2 else 1 for s in size)
+            if any(k > 1 for k in kernel):
+                layers.append(pool(kernel))
+                size = [s // k for s, k in zip(size, kernel)]
+        self.features = nn.Sequential(*layers)
+        self.pool = gap(1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, spec.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.head(self.dropout(x))
+
+
+@register("simple_cnn")
+def build_simple_cnn(spec: ModelSpec, model_cfg=None) -> nn.Module:
+    dropout = float(model_cfg.DROPOUT_VALUES[0]) if model_cfg is not None and len(model_cfg.DROPOUT_VALUES) else 0.2
+    return SimpleCNN(spec, dropout=dropout)

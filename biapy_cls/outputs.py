@@ -1,0 +1,192 @@
+"""Where a run writes, and the rules that keep earlier results safe.
+
+    JOB = RESULT_DIR/NAME, RUN = NAME_RUNID
+    JOB/config_files/<config stem>_<run_id>.yaml
+    JOB/checkpoints/RUN-checkpoint-best.pth, RUN-checkpoint-last.pth
+    JOB/logs/RUN_log.txt, RUN_training_log.json
+    JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, run_info.json,
+                     charts/, aug/, tensorboard/}
+
+`run_info.json` records whether the run is running, interrupted or finished. A finished run is never
+replaced without --overwrite; an unfinished one is continued with --resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from biapy_cls.errors import RunStateError, UserError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    job_dir: Path
+    run_name: str
+    config_stem: str
+    run_id: int
+
+    @classmethod
+    def create(cls, result_dir: str, name: str, run_id: int, config_path: str) -> RunPaths:
+        if not name or any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
+            raise UserError(f"--name '{name}' must be a plain folder name (no '/' or '\\'), e.g. --name my_job.")
+        stem = Path(config_path).name
+        for suffix in (".yaml", ".yml"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+        return cls(Path(result_dir).expanduser().absolute() / name, f"{name}_{run_id}", stem, run_id)
+
+    @property
+    def config_file(self) -> Path:
+        return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}.yaml"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.job_dir / "checkpoints"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-best.pth"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-last.pth"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.job_dir / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"{self.run_name}_log.txt"
+
+    @property
+    def training_log(self) -> Path:
+        return self.log_dir / f"{self.run_name}_training_log.json"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.job_dir / "results" / self.run_name
+
+    @property
+    def charts_dir(self) -> Path:
+        return self.results_dir / "charts"
+
+    @property
+    def aug_dir(self) -> Path:
+        return self.results_dir / "aug"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.results_dir / "tensorboard"
+
+    @property
+    def predictions(self) -> Path:
+        return self.results_dir / "predictions.csv"
+
+    @property
+    def run_info(self) -> Path:
+        return self.results_dir / "run_info.json"
+
+    def training_outputs(self) -> list[Path]:
+        """What a training run writes (and --overwrite removes)."""
+        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, self.log_file, self.training_log,
+                self.config_file]
+
+    def test_outputs(self) -> list[Path]:
+        """What a test-only run writes."""
+        return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv"]
+
+    def protected_outputs(self, training: bool) -> list[Path]:
+        """Results worth protecting: a run that left none of these (it failed early) may be re-run freely."""
+        return [self.best_checkpoint, self.last_checkpoint, *self.test_outputs()] if training else self.test_outputs()
+
+
+def read_run_info(paths: RunPaths) -> dict:
+    try:
+        return json.loads(paths.run_info.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_run_info(paths: RunPaths, status: str, **extra) -> None:
+    info = read_run_info(paths)
+    info.update(status=status, updated=time.strftime("%Y-%m-%d %H:%M:%S"), **extra)
+    atomic_write_text(paths.run_info, json.dumps(info, indent=2))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) -> None:
+    """Decide whether this run may write where it would write; raise RunStateError if not.
+
+    Nothing is written or removed before every check has passed.
+    """
+    info = read_run_info(paths)
+    status = info.get("status")
+    outputs = paths.training_outputs() if training else paths.test_outputs()
+    existing = [p for p in paths.protected_outputs(training) if p.exists()]
+    if resume and overwrite:
+        raise RunStateError("--resume continues a run and --overwrite starts it again from scratch: give only one.")
+    if resume:
+        if not training:
+            raise RunStateError("--resume continues an interrupted training run, but TRAIN.ENABLE is False.")
+        if not paths.last_checkpoint.exists():
+            raise RunStateError(
+                f"--resume was given, but there is no checkpoint to resume from ({paths.last_checkpoint}). "
+                "Check --result_dir, --name and --run_id, or start the run without --resume."
+            )
+        if status == "finished":
+            raise RunStateError(
+                f"Run {paths.run_name} in '{paths.job_dir}' has already finished; there is nothing to resume. "
+                "Use a new --run_id, or --overwrite to train it again from scratch."
+            )
+        return
+    if existing and not overwrite:
+        what = "a finished run" if status == "finished" else "an unfinished run"
+        hint = (
+            "Continue it with --resume, or " if training and status != "finished" and paths.last_checkpoint.exists()
+            else ""
+        )
+        raise RunStateError(
+            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. "
+            f"{hint}use another --run_id or --name, or add --overwrite to replace it."
+        )
+    if overwrite:
+        for path in outputs:
+            _remove(path)
+
+
+def check_writable(directory: Path) -> None:
+    """Fail early, with the folder's name, if results cannot be written there."""
+    probe_parent = directory
+    while not probe_parent.exists() and probe_parent != probe_parent.parent:
+        probe_parent = probe_parent.parent
+    if not os.access(probe_parent, os.W_OK | os.X_OK):
+        raise UserError(
+            f"Cannot write results under '{directory}': the folder '{probe_parent}' is not writable. Choose "
+            "another --result_dir or fix its permissions."
+        )
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

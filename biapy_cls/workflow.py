@@ -1,0 +1,240 @@
+"""The classification run, wired in one place: config -> data -> model -> training -> test -> files.
+
+Data flows one way. Everything that can be checked before heavy work (config, folders, the first
+image of each class, the output folder) is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from yacs.config import CfgNode as CN
+
+from biapy_cls import __version__
+from biapy_cls.config import load_config
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
+from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
+from biapy_cls.data.transforms import Augmenter, Normalizer, describe_normalizer, to_unit
+from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.inference import predict
+from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.runtime import Runtime, seed_everything, setup_runtime, shutdown_runtime, unwrap
+from biapy_cls.engine.trainer import EarlyStopping, FitSetup, fit, restore_training_state
+from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
+from biapy_cls.logs import close_logging, setup_logging
+from biapy_cls.models import ModelSpec, build_model
+from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+
+log = logging.getLogger("biapy_cls")
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["biapy", *sys.argv[1:]])
+
+
+def run_from_args(args: argparse.Namespace) -> None:
+    """Everything `biapy ...` does after parsing its flags."""
+    setup_logging(None)
+    paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
+    cfg, notices = load_config(args.config, args.opts)
+    check_writable(paths.job_dir)
+    runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
+    try:
+        plan, checkpoint = plan_data(cfg, paths)
+        if runtime.is_main:
+            claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
+        setup_logging(paths.log_file, runtime.is_main)
+        if runtime.is_main:
+            log.info(f"biapy-cls {__version__}: {command_line()}")
+            for notice in notices:
+                log.info(f"Note: {notice}")
+            atomic_write_text(paths.config_file, cfg.dump())
+            write_run_info(paths, "running", command=command_line(), version=__version__)
+            log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
+                     + f", {torch.get_num_threads()} CPU thread(s) per process")
+            log.info(describe(plan))
+        try:
+            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
+        except KeyboardInterrupt:
+            if runtime.is_main:
+                write_run_info(paths, "interrupted")
+            resume = f"{command_line()} --resume".replace(" --overwrite", "")
+            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
+                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
+            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+        except BaseException:
+            if runtime.is_main:
+                write_run_info(paths, "failed")
+            raise
+        if runtime.is_main:
+            write_run_info(paths, "finished")
+            log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+    finally:
+        close_logging()
+        shutdown_runtime(runtime)
+
+
+def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
+    """The data plan, and the checkpoint a test-only run predicts with."""
+    checkpoint = None
+    if cfg.TRAIN.ENABLE:
+        plan = plan_training_data(cfg)
+    else:
+        checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
+        spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})
+        if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
+            log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
+                        f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
+        plan = DataPlan(list(checkpoint["class_names"]), spec)
+    if cfg.TEST.ENABLE:
+        plan = plan_test_data(cfg, plan)
+    return plan, checkpoint
+
+
+def checkpoint_to_load(cfg: CN, paths: RunPaths):
+    if cfg.PATHS.CHECKPOINT_FILE:
+        return cfg.PATHS.CHECKPOINT_FILE
+    if not cfg.MODEL.LOAD_CHECKPOINT:
+        raise CheckpointError(
+            "TRAIN.ENABLE is False, so the model to test must come from a checkpoint: set MODEL.LOAD_CHECKPOINT "
+            "True (uses this job's own checkpoint) and/or PATHS.CHECKPOINT_FILE to a .pth file."
+        )
+    return paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+
+
+def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, runtime: Runtime):
+    """The batch function: unit scale -> augmentation (training only) -> normalisation."""
+
+    def prepare(images: torch.Tensor, value_range: float, train: bool) -> torch.Tensor:
+        x = to_unit(images, value_range)
+        if train and augmenter:
+            x = augmenter(x)
+        x = normalizer(x, value_range)
+        if runtime.cuda and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    return prepare
+
+
+def num_workers(cfg: CN) -> int:
+    workers = cfg.SYSTEM.NUM_WORKERS
+    return min(4, os.cpu_count() or 1) if workers == -1 else workers
+
+
+def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
+                       resume: bool = False) -> None:
+    seed_everything(cfg.SYSTEM.SEED)
+    n_classes = len(plan.class_names)
+    if checkpoint is not None:
+        model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
+        normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
+        model = build_model(model_spec, CN(CN.load_cfg(checkpoint["model_cfg"])))
+        model.load_state_dict(checkpoint["model_state"])
+    else:
+        model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
+        normalizer = Normalizer.from_cfg(cfg)
+        model = build_model(model_spec, cfg.MODEL)
+    model.to(runtime.device)
+    if runtime.cuda:
+        model = model.to(memory_format=torch.channels_last) if plan.spec.ndim == "2D" else model
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(f"Model: {model_spec.architecture} ({n_params / 1e6:.2f} M parameters); normalisation: "
+             f"{describe_normalizer(normalizer)}")
+
+    def payload() -> dict:
+        return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+
+    if cfg.TRAIN.ENABLE:
+        model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
+    if cfg.TEST.ENABLE:
+        test(cfg, paths, runtime, plan, model, normalizer)
+
+
+def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
+          normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
+    workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
+    batch = cfg.TRAIN.BATCH_SIZE
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
+    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+                                workers, pin, runtime.rank, runtime.world_size, train=True)
+    val_loader = None
+    if plan.val is not None:
+        val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+                                  workers, pin, runtime.rank, runtime.world_size)
+    augmenter = Augmenter(cfg)
+    log.info(f"Augmentation: {augmenter.describe()}")
+    if runtime.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[runtime.device.index] if runtime.cuda else None)
+    optimizer = build_optimizer(cfg, model)
+    setup = FitSetup(
+        model=model,
+        criterion=torch.nn.CrossEntropyLoss(),
+        optimizer=optimizer,
+        schedule=LRSchedule(cfg, optimizer, len(train_loader)),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        prepare=make_prepare(normalizer, augmenter, runtime),
+        runtime=runtime,
+        paths=paths,
+        epochs=cfg.TRAIN.EPOCHS,
+        n_classes=len(plan.class_names),
+        early_stopping=EarlyStopping("val_loss" if val_loader is not None else "train_loss", cfg.TRAIN.PATIENCE),
+        chart_every=cfg.LOG.CHART_CREATION_FREQ,
+        checkpoint_payload=payload,
+    )
+    if resume:
+        state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+        unwrap(model).load_state_dict(state["model_state"])
+        restore_training_state(setup, state["training"])
+        log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
+    log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
+             + (f" per process ({batch * runtime.world_size} images per step in all)" if runtime.distributed else ""))
+    start = time.perf_counter()
+    fit(setup)
+    log.info(f"Training finished in {time.perf_counter() - start:.1f} s; best {setup.early_stopping.monitor} "
+             f"{setup.early_stopping.best:.4f} at epoch {setup.early_stopping.best_epoch}.")
+    model = unwrap(model)
+    if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
+        model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
+    return model
+
+
+def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
+         normalizer: Normalizer) -> None:
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda)
+    start = time.perf_counter()
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime)
+    log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s.")
+    if not runtime.is_main:
+        return
+    labels = plan.test.labels if plan.test_has_labels else None
+    write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
+    log.info(f"Predictions: {paths.predictions}")
+    if labels is None:
+        counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
+        log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
+        return
+    metrics = test_metrics(labels, probs, plan.class_names)
+    write_test_metrics(paths.results_dir, metrics)
+    plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
+                   paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
+    log.info("Test results\n" + format_report(metrics, plan.class_names))
+    log.info(f"Test accuracy: {metrics['accuracy']:.4f}  balanced accuracy: {metrics['balanced_accuracy']:.4f}  "
+             f"macro F1: {metrics['f1_macro']:.4f}")

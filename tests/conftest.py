@@ -1,0 +1,74 @@
+"""Shared fixtures: real digits images written to folders, and running the CLI in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """Import a file of scripts/ as a module (they are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    """The full digits dataset of `make demo`: 1437 training and 360 test 32x32 PNGs in 10 classes."""
+    out = tmp_path_factory.mktemp("digits")
+    assert load_script("make_example_data").main([str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_digits_dir(tmp_path_factory) -> Path:
+    """30 real digits per class (24 train, 6 test): enough to run every code path in seconds."""
+    out = tmp_path_factory.mktemp("small_digits")
+    assert load_script("make_example_data").main([str(out), "--limit", "30"]) == 0
+    return out
+
+
+def digits_config(data: Path, **sections) -> dict:
+    """A minimal valid config for the digits data; keyword arguments update whole sections."""
+    cfg = {
+        "PROBLEM": {"TYPE": "CLASSIFICATION", "NDIM": "2D"},
+        "DATA": {
+            "PATCH_SIZE": "(32, 32, 1)",
+            "NORMALIZATION": {"TYPE": "div"},
+            "TRAIN": {"PATH": str(data / "train")},
+            "TEST": {"PATH": str(data / "test"), "LOAD_GT": True, "IN_MEMORY": True},
+        },
+        "MODEL": {"ARCHITECTURE": "simple_cnn"},
+        "TRAIN": {"ENABLE": True, "EPOCHS": 2, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1},
+        "TEST": {"ENABLE": True},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def write_yaml(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def run_biapy(capsys):
+    """Run `biapy ARGS` in this process; returns (exit code, stdout, stderr)."""
+    from biapy_cls.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
