@@ -30,6 +30,7 @@ from biapy_cls.engine.runtime import Runtime, seed_everything, setup_runtime, sh
 from biapy_cls.engine.trainer import EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
@@ -160,6 +161,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
     if cfg.TEST.ENABLE:
         test(cfg, paths, runtime, plan, model, normalizer)
+    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
+        write_report(paths, cfg, plan.class_names)
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -230,6 +233,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
+        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
@@ -238,3 +242,4 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(f"Test accuracy: {metrics['accuracy']:.4f}  balanced accuracy: {metrics['balanced_accuracy']:.4f}  "
              f"macro F1: {metrics['f1_macro']:.4f}")
+    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
