@@ -104,6 +104,10 @@ def format_value(value: Any) -> str:
 
 
 def accepted_values(key: str, default: Any, choices: dict, ranges: dict) -> str:
+    if key == "MODEL.ARCHITECTURE":  # checked against the model registry, not CHOICES
+        from biapy_cls.models import available_architectures
+
+        return ", ".join(available_architectures())
     if key in choices:
         return ", ".join(format_value(v) for v in choices[key])
     if key in ranges:

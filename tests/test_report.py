@@ -87,3 +87,15 @@ def test_written_files_honour_the_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_training_only_report_has_config_and_curves(tmp_path):
+    cfg = get_cfg_defaults()
+    cfg.TRAIN.ENABLE, cfg.TEST.ENABLE = True, False
+    paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
+    paths.log_dir.mkdir(parents=True)
+    paths.training_log.write_text(json.dumps({"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.6, "lr": 1e-3}) + "\n")
+    text = render_report(paths, cfg, ["a", "b"])
+    assert_self_contained(text)
+    assert "<h2>Training</h2>" in text and "training run" in text and "Test metrics" not in text
+    assert text.count("data:image/png;base64,") == 1
