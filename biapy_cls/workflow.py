@@ -26,7 +26,8 @@ from biapy_cls.data.transforms import Augmenter, Normalizer, describe_normalizer
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
-from biapy_cls.engine.runtime import Runtime, seed_everything, setup_runtime, shutdown_runtime, unwrap
+from biapy_cls.engine.runtime import (Runtime, barrier, run_on_main, seed_everything, setup_runtime, shutdown_runtime,
+                                      unwrap)
 from biapy_cls.engine.trainer import EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
@@ -50,9 +51,9 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
-        plan, checkpoint = plan_data(cfg, paths)
-        if runtime.is_main:
-            claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
+        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line()}")
@@ -162,6 +163,22 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         test(cfg, paths, runtime, plan, model, normalizer)
 
 
+def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
+    """TRAIN.LR_SCALING linear: LR x number of processes, since each step sees that many times more images."""
+    batch = cfg.TRAIN.BATCH_SIZE
+    if not runtime.distributed:
+        return cfg
+    message = (f"Effective batch size: {batch} per process x {runtime.world_size} processes = "
+               f"{batch * runtime.world_size} images per step")
+    if cfg.TRAIN.LR_SCALING == "linear":
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.TRAIN.LR = cfg.TRAIN.LR * runtime.world_size
+        message += f"; TRAIN.LR_SCALING linear: learning rate {cfg.TRAIN.LR:g}"
+    log.info(message + ".")
+    return cfg
+
+
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
           normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
     workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
@@ -180,6 +197,7 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
+    cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
     setup = FitSetup(
         model=model,
@@ -203,12 +221,13 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
-             + (f" per process ({batch * runtime.world_size} images per step in all)" if runtime.distributed else ""))
+             + (" per process" if runtime.distributed else ""))
     start = time.perf_counter()
     fit(setup)
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s; best {setup.early_stopping.monitor} "
              f"{setup.early_stopping.best:.4f} at epoch {setup.early_stopping.best_epoch}.")
     model = unwrap(model)
+    barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
         model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
     return model
@@ -218,7 +237,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
          normalizer: Normalizer) -> None:
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
-                          cfg.SYSTEM.PIN_MEM and runtime.cuda)
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
     probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime)
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s.")

@@ -20,6 +20,7 @@ CHOICES = {
     "DATA.NORMALIZATION.MEASURE_BY": ["image", "patch"],
     "LOSS.TYPE": ["CE", ""],
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
+    "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
 }
 

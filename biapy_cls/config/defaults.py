@@ -141,6 +141,8 @@ _C.TRAIN.OPT_BETAS = (0.9, 0.999)
 _C.TRAIN.BATCH_SIZE = 32
 # Maximum number of epochs.
 _C.TRAIN.EPOCHS = 100
+# With several processes, scale TRAIN.LR: none, or linear (LR x number of processes, for the larger effective batch).
+_C.TRAIN.LR_SCALING = "none"
 # Stop after this many epochs without improvement of the validation loss; -1 = never stop early.
 _C.TRAIN.PATIENCE = 20
 

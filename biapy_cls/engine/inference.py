@@ -8,12 +8,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from biapy_cls.engine.runtime import Runtime
+from biapy_cls.engine.runtime import Runtime, gather_rows
 
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, prepare, runtime: Runtime, desc: str = "Predicting") -> np.ndarray:
-    """(n_images, n_classes) softmax probabilities, row i for dataset index i."""
+    """(n_images, n_classes) softmax probabilities, row i for dataset index i.
+
+    With several processes each predicts its shard of the loader and every process gets all rows.
+    """
     model.eval()
     value_range = loader.dataset.value_range
     indices, probs = [], []
@@ -22,5 +25,5 @@ def predict(model: nn.Module, loader: DataLoader, prepare, runtime: Runtime, des
         logits = model(prepare(images, value_range, False))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
         indices.append(idx)
-    order = torch.cat(indices).argsort()
-    return torch.cat(probs)[order].numpy()
+    _, rows = gather_rows(torch.cat(indices), torch.cat(probs), runtime)
+    return rows.numpy()
