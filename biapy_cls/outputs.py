@@ -154,13 +154,11 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
         return
     if existing and not overwrite:
         what = "a finished run" if status == "finished" else "an unfinished run"
-        hint = (
-            "Continue it with --resume, or " if training and status != "finished" and paths.last_checkpoint.exists()
-            else ""
-        )
+        can_resume = training and status != "finished" and paths.last_checkpoint.exists()
+        choices = "another --run_id or --name, or add --overwrite to replace it"
+        todo = f"Continue it with --resume, or use {choices}" if can_resume else f"Use {choices}"
         raise RunStateError(
-            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. "
-            f"{hint}use another --run_id or --name, or add --overwrite to replace it."
+            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. {todo}."
         )
     if overwrite:
         for path in outputs:
