@@ -88,3 +88,6 @@ class LRSchedule:
         self.steps = state.get("steps", 0)
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            # Building a scheduler resets the optimizer's LR; put back the one in effect when saved.
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr
