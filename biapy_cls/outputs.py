@@ -13,6 +13,7 @@ replaced without --overwrite; an unfinished one is continued with --resume.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -93,10 +94,15 @@ class RunPaths:
     def run_info(self) -> Path:
         return self.results_dir / "run_info.json"
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-{epoch}.pth"
+
     def training_outputs(self) -> list[Path]:
         """What a training run writes (and --overwrite removes)."""
-        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, self.log_file, self.training_log,
-                self.config_file]
+        epochs = sorted(self.checkpoint_dir.glob(f"{glob.escape(self.run_name)}-checkpoint-[0-9]*.pth"))
+        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, *epochs, self.log_file,
+                self.training_log, self.config_file]
 
     def test_outputs(self) -> list[Path]:
         """What a test-only run writes."""

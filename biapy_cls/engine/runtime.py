@@ -55,6 +55,16 @@ def set_threads(num_cpus: int, world_size: int = 1) -> None:
     torch.set_num_threads(max(1, wanted // world_size))
 
 
+def amp_dtype(choice: str, runtime: Runtime) -> torch.dtype | None:
+    """TRAIN.AMP -> the autocast dtype, or None for full precision (always on the CPU, where autocast
+    to bf16 is slower than float32 for these small networks)."""
+    if not runtime.cuda or choice == "none":
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
