@@ -160,7 +160,7 @@ _C.AUGMENTOR.ELASTIC = False
 # Range of the strength of the displacement field (pixels per unit of smoothed noise).
 _C.AUGMENTOR.E_ALPHA = (12, 16)
 # Standard deviation, in pixels, of the Gaussian that smooths the displacement field.
-_C.AUGMENTOR.E_SIGMA = 4
+_C.AUGMENTOR.E_SIGMA = 4.0
 # How the elastic deformation fills the border: constant (0), reflect, symmetric, wrap, edge, nearest.
 _C.AUGMENTOR.E_MODE = "constant"
 # Probability of ELASTIC; -1 = DA_PROB.

@@ -3,7 +3,7 @@
 A batch goes through three steps, the same at train, validation and test except step 2:
 1. `to_unit`: stored values divided by the dataset's value range (255, 65535 or 1 for floats),
 2. augmentation (training only), on values where 1.0 is the dtype's full range,
-3. normalisation chosen by DATA.NORMALIZATION.TYPE.
+3. percentile clipping (DATA.NORMALIZATION.PERC_CLIP), then the normalisation chosen by DATA.NORMALIZATION.TYPE.
 """
 
 from __future__ import annotations
@@ -138,8 +138,11 @@ def describe_normalizer(norm: Normalizer) -> str:
     text = norm.kind
     if norm.kind == "zero_mean_unit_variance":
         text += " per image" if norm.mean == -1 else f" (mean {norm.mean:g}, std {norm.std:g})"
+    if norm.kind == "zero_mean_unit_variance" and norm.mean == -1 and norm.measure_by == "dataset":
+        text = f"{norm.kind} (statistics of the training set)"
     if norm.clip:
-        low = f"{norm.lower_value:g}" if norm.lower_value != -1 else f"percentile {norm.lower_perc:g} per image"
-        high = f"{norm.upper_value:g}" if norm.upper_value != -1 else f"percentile {norm.upper_perc:g} per image"
+        where = "of the training set" if norm.measure_by == "dataset" else "per image"
+        low = f"{norm.lower_value:g}" if norm.lower_value != -1 else f"percentile {norm.lower_perc:g} {where}"
+        high = f"{norm.upper_value:g}" if norm.upper_value != -1 else f"percentile {norm.upper_perc:g} {where}"
         text += f", clipped to [{low}, {high}]"
     return text
