@@ -23,7 +23,9 @@ from biapy_cls import __version__
 from biapy_cls.config import load_config
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
 from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
-from biapy_cls.data.transforms import Augmenter, Normalizer, describe_normalizer, to_unit
+from biapy_cls.data.aug_samples import write_aug_samples
+from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
@@ -196,8 +198,15 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
+    if normalizer.needs_fit:
+        normalizer.fit(train_set)
+        log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
+    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
+        files = write_aug_samples(augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
+                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)
+        log.info(f"Augmentation samples: {files[0]}")
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
@@ -265,8 +274,11 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
-    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime)
-    log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s.")
+    tta = cfg.TEST.AUGMENTATION
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, tta=tta,
+                    tta_mode=cfg.TEST.AUGMENTATION_MODE, amp_dtype=amp_dtype(cfg.TRAIN.AMP, runtime))
+    log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
+             + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
         return
     labels = plan.test.labels if plan.test_has_labels else None
