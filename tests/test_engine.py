@@ -10,7 +10,7 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
-from biapy_cls.engine.checkpoint import load_checkpoint, save_checkpoint
+from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, set_threads
@@ -201,6 +201,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    best = tmp_path / "run-checkpoint-best.pth"
+    copy_checkpoint(path, best)  # best = last, without writing it twice
+    save_checkpoint(path, {"epoch": 3})  # replacing last leaves best as it was
+    assert load_checkpoint(best)["epoch"] == 1 and load_checkpoint(path)["epoch"] == 3
 
 
 def test_runtime_threads_and_precision():
