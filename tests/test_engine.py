@@ -216,3 +216,16 @@ def test_runtime_threads_and_precision():
         torch.set_num_threads(before)
     cpu = Runtime(torch.device("cpu"))
     assert all(amp_dtype(choice, cpu) is None for choice in ("auto", "bf16", "fp16", "none"))
+
+
+def test_workers_and_test_summary_follow_the_config():
+    from biapy_cls.workflow import num_workers, test_summary
+
+    cfg = get_cfg_defaults()
+    cfg.SYSTEM.NUM_CPUS, cfg.SYSTEM.NUM_WORKERS = 2, -1
+    assert num_workers(cfg) == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS
+    cfg.SYSTEM.NUM_WORKERS = 3
+    assert num_workers(cfg) == 3
+    metrics = {"accuracy": 0.5, "balanced_accuracy": 0.25, "f1_macro": 0.125, "roc_auc_macro": None}
+    assert test_summary(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
+    assert test_summary(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
