@@ -35,6 +35,7 @@ from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, 
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
@@ -167,6 +168,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
     if cfg.TEST.ENABLE:
         test(cfg, paths, runtime, plan, model, normalizer)
+    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
+        write_report(paths, cfg, plan.class_names)
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
@@ -287,6 +290,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
+        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
@@ -294,6 +298,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
                    paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
+    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
-from biapy_cls.engine.checkpoint import load_checkpoint, save_checkpoint
+from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, set_threads
@@ -201,6 +201,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    best = tmp_path / "run-checkpoint-best.pth"
+    copy_checkpoint(path, best)  # best = last, without writing it twice
+    save_checkpoint(path, {"epoch": 3})  # replacing last leaves best as it was
+    assert load_checkpoint(best)["epoch"] == 1 and load_checkpoint(path)["epoch"] == 3
 
 
 def test_runtime_threads_and_precision():
@@ -212,3 +216,16 @@ def test_runtime_threads_and_precision():
         torch.set_num_threads(before)
     cpu = Runtime(torch.device("cpu"))
     assert all(amp_dtype(choice, cpu) is None for choice in ("auto", "bf16", "fp16", "none"))
+
+
+def test_workers_and_test_summary_follow_the_config():
+    from biapy_cls.workflow import num_workers, test_summary
+
+    cfg = get_cfg_defaults()
+    cfg.SYSTEM.NUM_CPUS, cfg.SYSTEM.NUM_WORKERS = 2, -1
+    assert num_workers(cfg) == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS
+    cfg.SYSTEM.NUM_WORKERS = 3
+    assert num_workers(cfg) == 3
+    metrics = {"accuracy": 0.5, "balanced_accuracy": 0.25, "f1_macro": 0.125, "roc_auc_macro": None}
+    assert test_summary(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
+    assert test_summary(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
