@@ -13,6 +13,7 @@ replaced without --overwrite; an unfinished one is continued with --resume.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -97,10 +98,15 @@ class RunPaths:
     def run_info(self) -> Path:
         return self.results_dir / "run_info.json"
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-{epoch}.pth"
+
     def training_outputs(self) -> list[Path]:
         """What a training run writes (and --overwrite removes)."""
-        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, self.log_file, self.training_log,
-                self.config_file]
+        epochs = sorted(self.checkpoint_dir.glob(f"{glob.escape(self.run_name)}-checkpoint-[0-9]*.pth"))
+        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, *epochs, self.log_file,
+                self.training_log, self.config_file]
 
     def test_outputs(self) -> list[Path]:
         """What a test-only run writes."""
@@ -158,13 +164,11 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
         return
     if existing and not overwrite:
         what = "a finished run" if status == "finished" else "an unfinished run"
-        hint = (
-            "Continue it with --resume, or " if training and status != "finished" and paths.last_checkpoint.exists()
-            else ""
-        )
+        can_resume = training and status != "finished" and paths.last_checkpoint.exists()
+        choices = "another --run_id or --name, or add --overwrite to replace it"
+        todo = f"Continue it with --resume, or use {choices}" if can_resume else f"Use {choices}"
         raise RunStateError(
-            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. "
-            f"{hint}use another --run_id or --name, or add --overwrite to replace it."
+            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. {todo}."
         )
     if overwrite:
         for path in outputs:
