@@ -99,3 +99,11 @@ def test_training_only_report_has_config_and_curves(tmp_path):
     assert_self_contained(text)
     assert "<h2>Training</h2>" in text and "training run" in text and "Test metrics" not in text
     assert text.count("data:image/png;base64,") == 1
+
+
+def test_best_epoch_follows_the_checkpoint_monitor(tmp_path):
+    from biapy_cls.evaluation.report_html import training_section
+
+    history = [{"epoch": 1, "val_loss": 0.5, "val_f1": 0.9}, {"epoch": 2, "val_loss": 0.4, "val_f1": 0.8}]
+    assert "<b>2</b><span>best epoch</span>" in training_section(history, "val_loss")
+    assert "<b>1</b><span>best epoch</span>" in training_section(history, "val_f1")
