@@ -81,12 +81,16 @@ def test_report_for_unlabelled_3d_predictions(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_written_files_honour_the_umask(tmp_path, umask):
+    from biapy_cls.engine.checkpoint import save_checkpoint
+
     old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")
+        save_checkpoint(tmp_path / "c.pth", {"epoch": 1})
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "c.pth").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_training_only_report_has_config_and_curves(tmp_path):
