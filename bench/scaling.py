@@ -12,9 +12,12 @@ Start-up: wall time of `biapy --help` and of a test-only run from a checkpoint (
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,21 +80,40 @@ def child(train_dir: str, in_memory: bool, threads: int) -> dict:
             "stored_bytes": dataset.nbytes if in_memory else 0, "raw_bytes": len(samples) * 32 * 32 * 1}
 
 
-def run_child(train_dir: Path, in_memory: bool, threads: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case", str(train_dir), "--in-memory", str(int(in_memory)),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def start_child(train_dir: Path, in_memory: bool, threads: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--case", str(train_dir), "--in-memory", str(int(in_memory)),
+                             "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def scaling(data_root: Path, copies: tuple[int, ...], limit: int, threads: int) -> list[dict]:
-    """Write the digits training set `copies` times (first `limit` images per class) and run each case."""
+def finish_child(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"scaling case {proc.args} failed:\n{err}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def write_digits(folder: Path, copies: int = 1, limit: int = 0) -> Path:
+    """scripts/make_example_data.py, in this process (scikit-learn is imported once)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_example_data import main as make_data
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        make_data([str(folder), "--copies", str(copies)] + (["--limit", str(limit)] if limit else []))
+    return folder
+
+
+def scaling(data_root: Path, copies: tuple[int, ...], limit: int, threads: int, parallel: bool = False) -> list[dict]:
+    """Write the digits training set `copies` times (first `limit` images per class) and run each case.
+    `parallel`: all cases at once (memory figures stay right, epoch times do not: for --quick)."""
+    cases = [(n, in_memory) for n in copies for in_memory in (True, False)]
+    folders = {n: write_digits(data_root / f"digits_x{n}", n, limit) / "train" for n in copies}
     rows = []
-    for n in copies:
-        folder = data_root / f"digits_x{n}"
-        make_data = [sys.executable, str(ROOT / "scripts" / "make_example_data.py"), str(folder), "--copies", str(n)]
-        subprocess.run(make_data + (["--limit", str(limit)] if limit else []), check=True, capture_output=True)
-        for in_memory in (True, False):
-            rows.append({"copies": n, **run_child(folder / "train", in_memory, threads)})
+    if parallel:
+        procs = [start_child(folders[n], m, threads) for n, m in cases]
+        rows = [{"copies": n, **finish_child(p)} for (n, _), p in zip(cases, procs)]
+    else:
+        for n, in_memory in cases:
+            rows.append({"copies": n, **finish_child(start_child(folders[n], in_memory, threads))})
             print(f"  scaling x{n} in_memory={in_memory}: peak {rows[-1]['peak'] / 2**20:.0f} MiB, "
                   f"epoch {rows[-1]['epoch_s']:.1f} s", flush=True)
     return rows
@@ -99,7 +121,9 @@ def scaling(data_root: Path, copies: tuple[int, ...], limit: int, threads: int) 
 
 def _wall(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
     return time.perf_counter() - start
 
 
@@ -109,21 +133,28 @@ def startup(data: Path, work: Path, repeats: int) -> dict:
     module = [sys.executable, "-m", "biapy_cls"]
     config = work / "startup.yaml"
     config.write_text(
-        "PROBLEM: {TYPE: CLASSIFICATION, NDIM: 2D}\n"
-        f"DATA: {{PATCH_SIZE: (32, 32, 1), TRAIN: {{PATH: {data / 'train'}}}, "
-        f"TEST: {{PATH: {data / 'test'}, LOAD_GT: True}}}}\n"
-        "MODEL: {ARCHITECTURE: simple_cnn}\nTRAIN: {ENABLE: True, EPOCHS: 1}\nTEST: {ENABLE: False}\n")
+        "PROBLEM:\n  TYPE: CLASSIFICATION\n  NDIM: 2D\nDATA:\n  PATCH_SIZE: (32, 32, 1)\n"
+        f"  TRAIN:\n    PATH: {data / 'train'}\n  TEST:\n    PATH: {data / 'test'}\n    LOAD_GT: True\n"
+        "MODEL:\n  ARCHITECTURE: simple_cnn\nTRAIN:\n  ENABLE: True\n  EPOCHS: 1\nTEST:\n  ENABLE: False\n")
     common = ["--config", str(config), "--result_dir", str(work / "results"), "--name", "startup"]
-    subprocess.run(module + common + ["--run_id", "1", "SYSTEM.NUM_CPUS", "1"], check=True, capture_output=True,
-                   env=env)
-    checkpoint = next((work / "results").rglob("*best*.pth"))
-    test_only = module + common + ["TRAIN.ENABLE", "False", "TEST.ENABLE", "True", "PATHS.CHECKPOINT_FILE",
+    sys.path.insert(0, str(ROOT))
+    from biapy_cls.cli import main
+
+    # The checkpoint to test with: one epoch, trained in this process (it has imported torch already).
+    if main(common + ["--run_id", "1", "SYSTEM.NUM_CPUS", "1"]) != 0:
+        raise RuntimeError("the start-up benchmark's training run failed")
+    checkpoint = next((work / "results").rglob("*checkpoint-best.pth"))
+    test_only = ["TRAIN.ENABLE", "False", "TEST.ENABLE", "True", "PATHS.CHECKPOINT_FILE",
                                    str(checkpoint), "SYSTEM.NUM_CPUS", "1"]
-    help_times, test_times = [], []
+    # The installed console script (through any pyenv shim) imports this tree too, PYTHONPATH comes first.
+    script = shutil.which("biapy")
+    times: dict[str, list[float]] = {"help": [], "script_help": [], "test_only": []}
     for i in range(repeats):
-        help_times.append(_wall(module + ["--help"], env))
-        test_times.append(_wall(test_only + ["--run_id", str(2 + i)], env))
-    return {"help": statistics.median(help_times), "test_only": statistics.median(test_times),
+        times["help"].append(_wall(module + ["--help"], env))
+        if script:
+            times["script_help"].append(_wall([script, "--help"], env))
+        times["test_only"].append(_wall(module + common + ["--run_id", str(2 + i)] + test_only, env))
+    return {**{k: statistics.median(v) if v else None for k, v in times.items()},
             "test_images": sum(1 for _ in (data / "test").rglob("*.png"))}
 
 
