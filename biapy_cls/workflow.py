@@ -23,15 +23,19 @@ from biapy_cls import __version__
 from biapy_cls.config import load_config
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
 from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
-from biapy_cls.data.transforms import Augmenter, Normalizer, describe_normalizer, to_unit
+from biapy_cls.data.aug_samples import write_aug_samples
+from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
-from biapy_cls.engine.runtime import Runtime, amp_dtype, seed_everything, setup_runtime, shutdown_runtime, unwrap
+from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
+                                      shutdown_runtime, unwrap)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
@@ -52,9 +56,9 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
-        plan, checkpoint = plan_data(cfg, paths)
-        if runtime.is_main:
-            claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
+        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line()}")
@@ -164,6 +168,24 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
     if cfg.TEST.ENABLE:
         test(cfg, paths, runtime, plan, model, normalizer)
+    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
+        write_report(paths, cfg, plan.class_names)
+
+
+def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
+    """TRAIN.LR_SCALING linear: LR x number of processes, since each step sees that many times more images."""
+    batch = cfg.TRAIN.BATCH_SIZE * cfg.TRAIN.ACCUM_ITER  # images per optimizer step, per process
+    if not runtime.distributed:
+        return cfg
+    message = (f"Effective batch size: {batch} per process x {runtime.world_size} processes = "
+               f"{batch * runtime.world_size} images per step")
+    if cfg.TRAIN.LR_SCALING == "linear":
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.TRAIN.LR = cfg.TRAIN.LR * runtime.world_size
+        message += f"; TRAIN.LR_SCALING linear: learning rate {cfg.TRAIN.LR:g}"
+    log.info(message + ".")
+    return cfg
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -179,8 +201,15 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
+    if normalizer.needs_fit:
+        normalizer.fit(train_set)
+        log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
+    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
+        files = write_aug_samples(augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
+                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)
+        log.info(f"Augmentation samples: {files[0]}")
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
@@ -192,6 +221,7 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
             "result stalls, but there is no validation set (no class has two or more training images). Add "
             "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
         )
+    cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
     accum = cfg.TRAIN.ACCUM_ITER
     steps_per_epoch = math.ceil(len(train_loader) / accum)
@@ -225,7 +255,7 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
-             + (f" per process ({batch * runtime.world_size} images per step in all)" if runtime.distributed else "")
+             + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
              + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
@@ -236,6 +266,7 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
+    barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
         model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
     return model
@@ -245,10 +276,13 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
          normalizer: Normalizer) -> None:
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
-                          cfg.SYSTEM.PIN_MEM and runtime.cuda)
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
-    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime)
-    log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s.")
+    tta = cfg.TEST.AUGMENTATION
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, tta=tta,
+                    tta_mode=cfg.TEST.AUGMENTATION_MODE, amp_dtype=amp_dtype(cfg.TRAIN.AMP, runtime))
+    log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
+             + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
         return
     labels = plan.test.labels if plan.test_has_labels else None
@@ -257,6 +291,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
+        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
@@ -264,6 +299,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
                    paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
+    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:

@@ -17,9 +17,15 @@ CHOICES = {
     "PROBLEM.TYPE": ["CLASSIFICATION"],
     "PROBLEM.NDIM": ["2D", "3D"],
     "DATA.NORMALIZATION.TYPE": ["div", "scale_range", "zero_mean_unit_variance"],
-    "DATA.NORMALIZATION.MEASURE_BY": ["image", "patch"],
+    "DATA.NORMALIZATION.MEASURE_BY": ["image", "patch", "dataset"],
+    "AUGMENTOR.AFFINE_MODE": ["constant", "reflect", "symmetric", "wrap", "edge"],
+    "AUGMENTOR.E_MODE": ["constant", "reflect", "symmetric", "wrap", "edge", "nearest"],
+    "AUGMENTOR.BRIGHTNESS_MODE": ["2D", "3D"],
+    "AUGMENTOR.CONTRAST_MODE": ["2D", "3D"],
+    "TEST.AUGMENTATION_MODE": ["mean", "max", "min"],
     "LOSS.TYPE": ["CE", ""],
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
+    "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
     "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
@@ -41,6 +47,9 @@ RANGES = {
     "DATA.VAL.SPLIT_TRAIN": (0.0, 1.0, "between 0 and 1 (exclusive), e.g. 0.1"),
     "DATA.VAL.CROSS_VAL_NFOLD": (2, None, "at least 2"),
     "AUGMENTOR.DA_PROB": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.AUG_NUM_SAMPLES": (1, None, "at least 1"),
+    "AUGMENTOR.E_SIGMA": (0.0, None, "0 or more (pixels)"),
+    "AUGMENTOR.GAUSSIAN_NOISE_VAR": (0.0, None, "0 or more"),
     "TRAIN.LR": (0.0, None, "greater than 0, e.g. 0.001"),
     "TRAIN.W_DECAY": (0.0, None, "0 or more"),
     "TRAIN.BATCH_SIZE": (1, None, "at least 1"),
@@ -160,6 +169,61 @@ def _check_training(cfg: CN, errors: list[str]) -> None:
                       "would be ignored. Set LOSS.CLASS_REBALANCE: manual to use them, or remove LOSS.CLASS_WEIGHTS.")
     if cfg.MODEL.SAVE_CKPT_FREQ == 0:
         errors.append("MODEL.SAVE_CKPT_FREQ is 0; it must be -1 (no extra checkpoints) or at least 1.")
+# AUGMENTOR (low, high) keys -> (smallest, largest accepted value, description); `None` = unbounded.
+AUG_PAIR_BOUNDS = {
+    "ZOOM_RANGE": (1e-3, None, "zoom factors greater than 0"),
+    "SHIFT_RANGE": (-1.0, 1.0, "fractions between -1 and 1"),
+    "E_ALPHA": (0.0, None, "0 or more"),
+    "G_SIGMA": (0.0, None, "0 or more (pixels)"),
+    "MB_KERNEL": (1, None, "window sizes of at least 1"),
+    "MOTB_K_RANGE": (1, None, "lengths of at least 1 pixel"),
+    "GC_GAMMA": (1e-3, None, "exponents greater than 0"),
+    "BRIGHTNESS_FACTOR": (None, None, "numbers"),
+    "CONTRAST_FACTOR": (-1.0, None, "at least -1"),
+    "DROP_RANGE": (0.0, 1.0, "fractions between 0 and 1"),
+    "COUT_NB_ITERATIONS": (0, None, "counts of 0 or more"),
+    "COUT_SIZE": (0.0, 1.0, "fractions between 0 and 1"),
+}
+
+
+def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
+    from biapy_cls.data.augment import OPS
+
+    aug = cfg.AUGMENTOR
+    for key, (low, high, text) in AUG_PAIR_BOUNDS.items():
+        value = aug[key]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if numeric and len(value) == 2 and ((low is not None and min(value) < low) or (high is not None and max(value) > high)):
+            errors.append(f"AUGMENTOR.{key} is {tuple(value)}; it must hold {text}.")
+    for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS"):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in aug[key]):
+            errors.append(f"AUGMENTOR.{key} is {tuple(aug[key])}; it must be two whole numbers, e.g. (3, 7).")
+    if cfg.PROBLEM.NDIM == "2D":
+        for key in ("ZFLIP", "ZOOM_IN_Z"):
+            if aug[key]:
+                errors.append(f"AUGMENTOR.{key} acts on the z axis, which 2D images do not have (PROBLEM.NDIM is "
+                              f"2D). Set AUGMENTOR.{key} False, or PROBLEM.NDIM 3D for volumes.")
+    switched_on = [name for name in OPS if aug[name]]
+    if switched_on and not aug.ENABLE:
+        notices.append(f"AUGMENTOR.ENABLE is False, so {', '.join(switched_on)} (switched on) will not be applied.")
+
+
+def _check_normalization(cfg: CN, errors: list[str]) -> None:
+    clip = cfg.DATA.NORMALIZATION.PERC_CLIP
+    if not clip.ENABLE:
+        return
+    for side in ("LOWER", "UPPER"):
+        perc, value = clip[f"{side}_PERC"], clip[f"{side}_VALUE"]
+        if value == -1 and not 0 <= perc <= 100:
+            errors.append(f"DATA.NORMALIZATION.PERC_CLIP.ENABLE is True, so set DATA.NORMALIZATION.PERC_CLIP.{side}_PERC "
+                          f"(a percentile between 0 and 100, now {perc}) or {side}_VALUE (a value in raw units).")
+    low = clip.LOWER_VALUE if clip.LOWER_VALUE != -1 else None
+    high = clip.UPPER_VALUE if clip.UPPER_VALUE != -1 else None
+    if low is not None and high is not None and low >= high:
+        errors.append(f"DATA.NORMALIZATION.PERC_CLIP.LOWER_VALUE ({low}) must be lower than UPPER_VALUE ({high}).")
+    if low is None and high is None and 0 <= clip.LOWER_PERC <= 100 and clip.LOWER_PERC >= clip.UPPER_PERC:
+        errors.append(f"DATA.NORMALIZATION.PERC_CLIP.LOWER_PERC ({clip.LOWER_PERC}) must be lower than UPPER_PERC "
+                      f"({clip.UPPER_PERC}).")
 
 
 def check_config(cfg: CN) -> list[str]:
@@ -205,8 +269,11 @@ def check_config(cfg: CN) -> list[str]:
     aug = cfg.AUGMENTOR
     for key in [k for k in aug.keys() if k.endswith("_PROB")]:
         _check_probability(cfg, f"AUGMENTOR.{key}", errors)
-    for key in [k for k in aug.keys() if k.endswith("_RANGE")]:
+    pairs = [k for k in aug.keys() if k.endswith("_RANGE")] + [k for k in AUG_PAIR_BOUNDS if not k.endswith("_RANGE")]
+    for key in pairs:
         _check_pair(cfg, f"AUGMENTOR.{key}", errors)
+    _check_augmentation(cfg, errors, notices)
+    _check_normalization(cfg, errors)
 
     arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
     if arch not in available_architectures():

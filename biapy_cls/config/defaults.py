@@ -42,13 +42,24 @@ _C.DATA.REFLECT_TO_COMPLETE_SHAPE = False
 _C.DATA.NORMALIZATION = CN()
 # Intensity normalisation: div (by the dtype's range, 255 or 65535), scale_range (per-image min-max) or zero_mean_unit_variance.
 _C.DATA.NORMALIZATION.TYPE = "zero_mean_unit_variance"
-# Statistics of zero_mean_unit_variance and percentile clipping are measured per 'image' (a patch is a whole image here).
+# Where statistics not given below come from: each 'image' ('patch' is the same here), or the whole training set ('dataset', computed once and stored in the checkpoint).
 _C.DATA.NORMALIZATION.MEASURE_BY = "image"
 _C.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR = CN()
-# Mean subtracted by zero_mean_unit_variance, in the images' raw units; -1 = each image's own mean.
+# Mean subtracted by zero_mean_unit_variance, in the images' raw units; -1 = measured (see MEASURE_BY).
 _C.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR.MEAN_VAL = -1.0
-# Standard deviation divided by zero_mean_unit_variance, in raw units; -1 = each image's own std.
+# Standard deviation divided by zero_mean_unit_variance, in raw units; -1 = measured (see MEASURE_BY).
 _C.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR.STD_VAL = -1.0
+_C.DATA.NORMALIZATION.PERC_CLIP = CN()
+# Clip intensities to percentiles (or fixed values) before normalising.
+_C.DATA.NORMALIZATION.PERC_CLIP.ENABLE = False
+# Lower percentile (0-100) to clip to, measured as MEASURE_BY says; -1 = use LOWER_VALUE.
+_C.DATA.NORMALIZATION.PERC_CLIP.LOWER_PERC = -1.0
+# Upper percentile (0-100) to clip to; -1 = use UPPER_VALUE.
+_C.DATA.NORMALIZATION.PERC_CLIP.UPPER_PERC = -1.0
+# Lower clipping value in raw units; when set (not -1) it is used instead of LOWER_PERC.
+_C.DATA.NORMALIZATION.PERC_CLIP.LOWER_VALUE = -1.0
+# Upper clipping value in raw units; when set (not -1) it is used instead of UPPER_PERC.
+_C.DATA.NORMALIZATION.PERC_CLIP.UPPER_VALUE = -1.0
 
 _C.DATA.TRAIN = CN()
 # Training images: one sub-folder per class, named after the class.
@@ -94,12 +105,44 @@ _C.AUGMENTOR.DA_PROB = 0.5
 _C.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH = True
 # Shuffle the validation images every epoch (changes nothing but the order).
 _C.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH = False
+# Write examples of augmented training images to results/RUN/aug/ when training starts (AUGMENTOR.ENABLE True).
+_C.AUGMENTOR.AUG_SAMPLES = True
+# Draw a grid on the example images before augmenting them, to show how they are deformed.
+_C.AUGMENTOR.DRAW_GRID = True
+# Number of example images written by AUG_SAMPLES.
+_C.AUGMENTOR.AUG_NUM_SAMPLES = 10
+# Rotate by 90, 180 or 270 degrees in the y-x plane (180 only when y and x differ in size).
+_C.AUGMENTOR.ROT90 = False
+# Probability of ROT90; -1 = DA_PROB.
+_C.AUGMENTOR.ROT90_PROB = -1.0
 # Rotate by a random angle from RANDOM_ROT_RANGE (in the y-x plane).
 _C.AUGMENTOR.RANDOM_ROT = False
 # Range of the random rotation, in degrees.
 _C.AUGMENTOR.RANDOM_ROT_RANGE = (-180, 180)
 # Probability of RANDOM_ROT; -1 = DA_PROB.
 _C.AUGMENTOR.RANDOM_ROT_PROB = -1.0
+# Shear in the y-x plane (x moves in proportion to y) by an angle from SHEAR_RANGE.
+_C.AUGMENTOR.SHEAR = False
+# Range of the shear angle, in degrees.
+_C.AUGMENTOR.SHEAR_RANGE = (-20, 20)
+# Probability of SHEAR; -1 = DA_PROB.
+_C.AUGMENTOR.SHEAR_PROB = -1.0
+# Zoom by a factor from ZOOM_RANGE (1 = no change, 0.5 = shrink to half the size).
+_C.AUGMENTOR.ZOOM = False
+# Range of the zoom factor.
+_C.AUGMENTOR.ZOOM_RANGE = (0.8, 1.2)
+# Zoom along z too (3D only); otherwise only y and x are scaled.
+_C.AUGMENTOR.ZOOM_IN_Z = False
+# Probability of ZOOM; -1 = DA_PROB.
+_C.AUGMENTOR.ZOOM_PROB = -1.0
+# Shift along y and x by a fraction of the height and width from SHIFT_RANGE, in a random direction.
+_C.AUGMENTOR.SHIFT = False
+# Range of the shift, as a fraction of the axis size (0 = none, 0.5 = half the axis).
+_C.AUGMENTOR.SHIFT_RANGE = (0.1, 0.2)
+# Probability of SHIFT; -1 = DA_PROB.
+_C.AUGMENTOR.SHIFT_PROB = -1.0
+# How rotation, shear, zoom and shift fill the border: constant (0), reflect, symmetric, wrap, edge.
+_C.AUGMENTOR.AFFINE_MODE = "reflect"
 # Flip vertically (along y).
 _C.AUGMENTOR.VFLIP = False
 # Probability of VFLIP; -1 = DA_PROB.
@@ -108,6 +151,86 @@ _C.AUGMENTOR.VFLIP_PROB = -1.0
 _C.AUGMENTOR.HFLIP = False
 # Probability of HFLIP; -1 = DA_PROB.
 _C.AUGMENTOR.HFLIP_PROB = -1.0
+# Flip along z (3D only).
+_C.AUGMENTOR.ZFLIP = False
+# Probability of ZFLIP; -1 = DA_PROB.
+_C.AUGMENTOR.ZFLIP_PROB = -1.0
+# Elastic deformation in the y-x plane: a smoothed random displacement field.
+_C.AUGMENTOR.ELASTIC = False
+# Range of the strength of the displacement field (pixels per unit of smoothed noise).
+_C.AUGMENTOR.E_ALPHA = (12, 16)
+# Standard deviation, in pixels, of the Gaussian that smooths the displacement field.
+_C.AUGMENTOR.E_SIGMA = 4.0
+# How the elastic deformation fills the border: constant (0), reflect, symmetric, wrap, edge, nearest.
+_C.AUGMENTOR.E_MODE = "constant"
+# Probability of ELASTIC; -1 = DA_PROB.
+_C.AUGMENTOR.ELASTIC_PROB = -1.0
+# Gaussian blur (along z too in 3D).
+_C.AUGMENTOR.G_BLUR = False
+# Range of the standard deviation of the Gaussian blur, in pixels.
+_C.AUGMENTOR.G_SIGMA = (1.0, 2.0)
+# Probability of G_BLUR; -1 = DA_PROB.
+_C.AUGMENTOR.G_BLUR_PROB = -1.0
+# Median blur over a k x k window of every y-x plane.
+_C.AUGMENTOR.MEDIAN_BLUR = False
+# Range of the median window size k (odd sizes in the range are used).
+_C.AUGMENTOR.MB_KERNEL = (3, 7)
+# Probability of MEDIAN_BLUR; -1 = DA_PROB.
+_C.AUGMENTOR.MEDIAN_BLUR_PROB = -1.0
+# Motion blur: a line kernel at a random angle in the y-x plane, as if the camera or object moved.
+_C.AUGMENTOR.MOTION_BLUR = False
+# Range of the length of the motion blur line, in pixels.
+_C.AUGMENTOR.MOTB_K_RANGE = (8, 12)
+# Probability of MOTION_BLUR; -1 = DA_PROB.
+_C.AUGMENTOR.MOTION_BLUR_PROB = -1.0
+# Gamma contrast on each image's own intensity range; gamma > 1 darkens.
+_C.AUGMENTOR.GAMMA_CONTRAST = False
+# Range of the gamma exponent.
+_C.AUGMENTOR.GC_GAMMA = (1.25, 1.75)
+# Probability of GAMMA_CONTRAST; -1 = DA_PROB.
+_C.AUGMENTOR.GAMMA_CONTRAST_PROB = -1.0
+# Brightness change: add a value from BRIGHTNESS_FACTOR (1.0 = the dtype's full range).
+_C.AUGMENTOR.BRIGHTNESS = False
+# Range of the value added.
+_C.AUGMENTOR.BRIGHTNESS_FACTOR = (-0.1, 0.1)
+# 3D: one value per volume ('3D') or one per z-slice ('2D').
+_C.AUGMENTOR.BRIGHTNESS_MODE = "3D"
+# Probability of BRIGHTNESS; -1 = DA_PROB.
+_C.AUGMENTOR.BRIGHTNESS_PROB = -1.0
+# Contrast change: stretch the intensities around their mean by (1 + a value from CONTRAST_FACTOR).
+_C.AUGMENTOR.CONTRAST = False
+# Range of the contrast change.
+_C.AUGMENTOR.CONTRAST_FACTOR = (-0.1, 0.1)
+# 3D: one value (and mean) per volume ('3D') or per z-slice ('2D').
+_C.AUGMENTOR.CONTRAST_MODE = "3D"
+# Probability of CONTRAST; -1 = DA_PROB.
+_C.AUGMENTOR.CONTRAST_PROB = -1.0
+# Set a random fraction of the pixels (all channels alike) to 0.
+_C.AUGMENTOR.DROPOUT = False
+# Range of the fraction of pixels set to 0.
+_C.AUGMENTOR.DROP_RANGE = (0, 0.2)
+# Probability of DROPOUT; -1 = DA_PROB.
+_C.AUGMENTOR.DROPOUT_PROB = -1.0
+# Cutout: fill random boxes with COUT_CVAL.
+_C.AUGMENTOR.CUTOUT = False
+# Range of the number of boxes (both ends included).
+_C.AUGMENTOR.COUT_NB_ITERATIONS = (1, 3)
+# Range of the box size, as a fraction of each axis.
+_C.AUGMENTOR.COUT_SIZE = (0.05, 0.3)
+# Value the boxes are filled with (1.0 = the dtype's full range).
+_C.AUGMENTOR.COUT_CVAL = 0.0
+# Probability of CUTOUT; -1 = DA_PROB.
+_C.AUGMENTOR.CUTOUT_PROB = -1.0
+# Add Gaussian noise.
+_C.AUGMENTOR.GAUSSIAN_NOISE = False
+# Mean of the noise (1.0 = the dtype's full range).
+_C.AUGMENTOR.GAUSSIAN_NOISE_MEAN = 0.0
+# Variance of the noise.
+_C.AUGMENTOR.GAUSSIAN_NOISE_VAR = 0.05
+# Use each image's own mean and variance for the noise instead of GAUSSIAN_NOISE_MEAN/VAR.
+_C.AUGMENTOR.GAUSSIAN_NOISE_USE_INPUT_IMG_MEAN_AND_VAR = False
+# Probability of GAUSSIAN_NOISE; -1 = DA_PROB.
+_C.AUGMENTOR.GAUSSIAN_NOISE_PROB = -1.0
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
@@ -157,6 +280,8 @@ _C.TRAIN.GRADIENT_CLIP_NORM = 0.0
 _C.TRAIN.AMP = "auto"
 # Maximum number of epochs.
 _C.TRAIN.EPOCHS = 100
+# With several processes, scale TRAIN.LR: none, or linear (LR x number of processes, for the larger effective batch).
+_C.TRAIN.LR_SCALING = "none"
 # Stop after this many epochs without improvement of TRAIN.CHECKPOINT_MONITOR; -1 = never stop early.
 _C.TRAIN.PATIENCE = 20
 # Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or val_f1 (macro).
@@ -182,6 +307,10 @@ _C.TEST = CN()
 _C.TEST.ENABLE = False
 # Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy, balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
 _C.TEST.METRICS = []
+# Test-time augmentation: predict every image also flipped and rotated by 90 degrees (2D: 8 views; 3D: flips of z, y, x, and with y-x rotation 16 views) and combine.
+_C.TEST.AUGMENTATION = False
+# How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
+_C.TEST.AUGMENTATION_MODE = "mean"
 
 # ---------------------------------------------------------------------------------------------------
 _C.LOG = CN()

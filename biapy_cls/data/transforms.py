@@ -1,18 +1,23 @@
-"""Normalisation and augmentation, applied to whole batches with torch ops on the training device.
+"""Normalisation (augmentation is in augment.py), applied to whole batches with torch ops on the training device.
 
 A batch goes through three steps, the same at train, validation and test except step 2:
 1. `to_unit`: stored values divided by the dataset's value range (255, 65535 or 1 for floats),
 2. augmentation (training only), on values where 1.0 is the dtype's full range,
-3. normalisation chosen by DATA.NORMALIZATION.TYPE.
+3. percentile clipping (DATA.NORMALIZATION.PERC_CLIP), then the normalisation chosen by DATA.NORMALIZATION.TYPE.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from yacs.config import CfgNode as CN
+
+from biapy_cls.data.augment import Augmenter  # noqa: F401  (re-exported: the batch steps live together)
+from biapy_cls.data.dataset import collate
 
 EPS = 1e-6
 
@@ -27,27 +32,94 @@ def _per_image(x: torch.Tensor) -> tuple[int, ...]:
 
 @dataclass
 class Normalizer:
-    """DATA.NORMALIZATION: `div`, `scale_range`, or `zero_mean_unit_variance` per image or with fixed
-    MEAN_VAL/STD_VAL (given in the images' raw units)."""
+    """DATA.NORMALIZATION: optional percentile clipping, then `div`, `scale_range` or
+    `zero_mean_unit_variance`. Statistics given in the config (MEAN_VAL/STD_VAL, LOWER/UPPER_VALUE) are in
+    the images' raw units; missing ones are measured per image, or once on the training set
+    (MEASURE_BY 'dataset', see `fit`) and then kept in the checkpoint through `state_dict`."""
 
     kind: str = "zero_mean_unit_variance"
     mean: float = -1.0
     std: float = -1.0
+    measure_by: str = "image"
+    clip: bool = False
+    lower_perc: float = -1.0
+    upper_perc: float = -1.0
+    lower_value: float = -1.0
+    upper_value: float = -1.0
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> Normalizer:
         norm = cfg.DATA.NORMALIZATION
-        return cls(norm.TYPE, float(norm.ZERO_MEAN_UNIT_VAR.MEAN_VAL), float(norm.ZERO_MEAN_UNIT_VAR.STD_VAL))
+        clip = norm.PERC_CLIP
+        return cls(norm.TYPE, float(norm.ZERO_MEAN_UNIT_VAR.MEAN_VAL), float(norm.ZERO_MEAN_UNIT_VAR.STD_VAL),
+                   norm.MEASURE_BY, bool(clip.ENABLE), float(clip.LOWER_PERC), float(clip.UPPER_PERC),
+                   float(clip.LOWER_VALUE), float(clip.UPPER_VALUE))
 
     def state_dict(self) -> dict:
-        return {"kind": self.kind, "mean": self.mean, "std": self.std}
+        return asdict(self)
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Normalizer:
-        return cls(state["kind"], float(state["mean"]), float(state["std"]))
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
+
+    @property
+    def needs_fit(self) -> bool:
+        """True while dataset-wide statistics are still to be measured on the training set."""
+        if self.measure_by != "dataset":
+            return False
+        missing_clip = self.clip and (self.lower_value == -1 or self.upper_value == -1)
+        return missing_clip or (self.kind == "zero_mean_unit_variance" and self.mean == -1)
+
+    def fit(self, dataset, max_values: int = 4_000_000) -> None:
+        """Measure the missing statistics on every image of `dataset` (raw units), once: the clipping
+        percentiles on a random subsample of at most `max_values` values, then the mean and standard
+        deviation of all (clipped) values."""
+        if not self.needs_fit:
+            return
+        loader = DataLoader(dataset, batch_size=256, shuffle=False, collate_fn=collate)
+        total = len(dataset) * math.prod(dataset[0][0].shape)
+        if self.clip and (self.lower_value == -1 or self.upper_value == -1):
+            keep = min(1.0, max_values / total)
+            gen = torch.Generator().manual_seed(0)
+            picked = [x.flatten().float()[torch.rand(x.numel(), generator=gen) < keep] for x, _, _ in loader]
+            values = torch.cat(picked).numpy()
+            if self.lower_value == -1:
+                self.lower_value = float(np.percentile(values, self.lower_perc))
+            if self.upper_value == -1:
+                self.upper_value = float(np.percentile(values, self.upper_perc))
+        if self.kind == "zero_mean_unit_variance" and self.mean == -1:
+            s = s2 = 0.0
+            for x, _, _ in loader:
+                x = self._clip_raw(x.double())
+                s, s2 = s + float(x.sum()), s2 + float((x * x).sum())
+            self.mean = s / total
+            self.std = max(math.sqrt(max(s2 / total - self.mean**2, 0.0)), EPS)
+
+    def _clip_raw(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.clip:
+            return x
+        return x.clamp(self.lower_value if self.lower_value != -1 else None,
+                       self.upper_value if self.upper_value != -1 else None)
+
+    def _percentile_clip(self, x: torch.Tensor, value_range: float) -> torch.Tensor:
+        """Clip to fixed values (raw units) or to each image's own percentiles."""
+        flat = x.flatten(1)
+        count = flat.shape[1]
+
+        def bound(value: float, perc: float) -> torch.Tensor | float:
+            if value != -1:
+                return value / value_range
+            rank = min(max(int(round(perc / 100 * (count - 1))) + 1, 1), count)  # nearest rank, 1-based
+            return flat.kthvalue(rank, dim=1).values.view(-1, *[1] * (x.ndim - 1))
+
+        low, high = bound(self.lower_value, self.lower_perc), bound(self.upper_value, self.upper_perc)
+        return torch.minimum(torch.maximum(x, torch.as_tensor(low, dtype=x.dtype, device=x.device)),
+                             torch.as_tensor(high, dtype=x.dtype, device=x.device))
 
     def __call__(self, x: torch.Tensor, value_range: float) -> torch.Tensor:
         """`x` in unit scale (see `to_unit`); `value_range` converts back to raw units where needed."""
+        if self.clip:
+            x = self._percentile_clip(x, value_range)
         if self.kind == "div":
             return x
         dims = _per_image(x)
@@ -62,68 +134,15 @@ class Normalizer:
         return (x - mean) / std.clamp_min(EPS)
 
 
-def _random_mask(n: int, prob: float, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, device=device) < prob
-
-
-def _flip(x: torch.Tensor, mask: torch.Tensor, axis: int) -> torch.Tensor:
-    return torch.where(mask.view(-1, *[1] * (x.ndim - 1)), x.flip(axis), x)
-
-
-def rotate_yx(x: torch.Tensor, angles_deg: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """Rotate every image (every z-slice alike in 3D) in the y-x plane by its own angle."""
-    n = x.shape[0]
-    shape = x.shape
-    flat = x.reshape(n, -1, shape[-2], shape[-1])  # 3D: fold z into channels, rotate slices together
-    theta = torch.deg2rad(angles_deg.to(x.dtype))
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    zero = torch.zeros_like(cos)
-    matrix = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(matrix, list(flat.shape), align_corners=False)
-    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
-    return out.reshape(shape)
-
-
-class Augmenter:
-    """The switched-on AUGMENTOR transformations, each applied to a random subset of the batch."""
-
-    def __init__(self, cfg: CN):
-        aug = cfg.AUGMENTOR
-        self.ndim = cfg.PROBLEM.NDIM
-
-        def prob(name: str) -> float:
-            p = aug[f"{name}_PROB"]
-            return float(aug.DA_PROB if p == -1 else p)
-
-        self.ops: list[tuple[str, float]] = [
-            (name, prob(name)) for name in ("VFLIP", "HFLIP", "RANDOM_ROT") if aug.ENABLE and aug[name]
-        ]
-        self.rot_range = tuple(float(v) for v in aug.RANDOM_ROT_RANGE)
-
-    def __bool__(self) -> bool:
-        return bool(self.ops)
-
-    def describe(self) -> str:
-        return ", ".join(f"{name} (p={p:g})" for name, p in self.ops) or "none"
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        for name, p in self.ops:
-            mask = _random_mask(n, p, x.device)
-            if name == "VFLIP":
-                x = _flip(x, mask, -2)
-            elif name == "HFLIP":
-                x = _flip(x, mask, -1)
-            elif name == "RANDOM_ROT":
-                low, high = self.rot_range
-                angles = torch.empty(n, device=x.device).uniform_(low, high) * mask
-                if mask.any():
-                    x = rotate_yx(x, angles)
-        return x
-
-
 def describe_normalizer(norm: Normalizer) -> str:
+    text = norm.kind
     if norm.kind == "zero_mean_unit_variance":
-        return "zero_mean_unit_variance " + ("per image" if norm.mean == -1 else f"(mean {norm.mean:g}, std {norm.std:g})")
-    return norm.kind
-
+        text += " per image" if norm.mean == -1 else f" (mean {norm.mean:g}, std {norm.std:g})"
+    if norm.kind == "zero_mean_unit_variance" and norm.mean == -1 and norm.measure_by == "dataset":
+        text = f"{norm.kind} (statistics of the training set)"
+    if norm.clip:
+        where = "of the training set" if norm.measure_by == "dataset" else "per image"
+        low = f"{norm.lower_value:g}" if norm.lower_value != -1 else f"percentile {norm.lower_perc:g} {where}"
+        high = f"{norm.upper_value:g}" if norm.upper_value != -1 else f"percentile {norm.upper_perc:g} {where}"
+        text += f", clipped to [{low}, {high}]"
+    return text
