@@ -80,9 +80,10 @@ def _fmt(value, digits: int = 4) -> str:
 # --------------------------------------------------------------------------------------- pictures
 def curves_png(history: list[dict]) -> bytes | None:
     """Loss, accuracy, macro F1 and learning rate per epoch, in one picture."""
-    from biapy_cls.evaluation.reports import CURVES, _figure
+    from biapy_cls.evaluation.reports import TITLES, _figure, history_curves
 
-    panels = [(title, keys) for title, keys in CURVES.values() if any(k in row for row in history for k in keys)]
+    panels = [(TITLES.get(stem, stem.replace("_", " ")), keys) for stem, keys in history_curves(history).items()
+              if any(k in row for row in history for k in keys)]
     if not history or not panels:
         return None
     plt = _figure()
