@@ -262,8 +262,9 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
-    log.info(f"Training finished in {time.perf_counter() - start:.1f} s; best {setup.early_stopping.monitor} "
-             f"{setup.early_stopping.best:.4f} at epoch {setup.early_stopping.best_epoch}.")
+    stopper = setup.early_stopping
+    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
