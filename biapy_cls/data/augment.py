@@ -57,14 +57,14 @@ def _gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
 
 def _separable(x: torch.Tensor, kernels: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
     """Filter each image of `x` (n, C, *spatial) with its own 1D kernel along each of `axes` (counted in
-    spatial dims; edges replicated). Unfold + einsum: about twice as fast as a grouped conv on CPU."""
+    spatial dims; edges replicated). Unfold, multiply, sum: several times faster than a grouped conv on CPU."""
     size, spatial = kernels.shape[1], x.ndim - 2
     kernels = kernels.to(x.dtype)
     for axis in axes:
         pad = [0, 0] * spatial
         pad[2 * (spatial - 1 - axis)] = pad[2 * (spatial - 1 - axis) + 1] = size // 2
         padded = F.pad(x, pad, mode="replicate")
-        x = torch.einsum("nc...k,nk->nc...", padded.unfold(2 + axis, size, 1), kernels)
+        x = (padded.unfold(2 + axis, size, 1) * kernels.view(-1, *[1] * (spatial + 1), size)).sum(-1)
     return x
 
 
@@ -92,8 +92,11 @@ def _median_1d(x: torch.Tensor, sizes: torch.Tensor, axis: int) -> torch.Tensor:
     values = [padded.narrow(axis, i, length) for i in range(size)]
     for i in range(size):
         outside = (sizes // 2 < abs(i - size // 2)).view(-1, 1, 1, 1)
-        if outside.any():
-            values[i] = values[i].masked_fill(outside, -math.inf if i < size // 2 else math.inf)
+        if outside.any():  # a min/max with a per-image bound of -inf or +inf: cheaper than masked_fill
+            if i < size // 2:
+                values[i] = torch.minimum(values[i], torch.where(outside, -math.inf, math.inf).to(x.dtype))
+            else:
+                values[i] = torch.maximum(values[i], torch.where(outside, math.inf, -math.inf).to(x.dtype))
     for a, b in MEDIAN_NETWORKS.get(size) or _transposition_network(size):
         values[a], values[b] = torch.minimum(values[a], values[b]), torch.maximum(values[a], values[b])
     return values[size // 2]
