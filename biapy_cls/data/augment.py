@@ -127,6 +127,7 @@ class Augmenter:
         self.affine_fill = FILL_MODES[aug.AFFINE_MODE]
         self.elastic_fill = FILL_MODES[aug.E_MODE]
         self._motion_bank: torch.Tensor | None = None
+        self._elastic_cache: dict = {}  # (H, W, device) -> smoothing transfer function, pixel scale
 
     def __bool__(self) -> bool:
         return bool(self.ops)
@@ -209,13 +210,17 @@ class Augmenter:
         by FFT, which wraps around the borders: harmless for noise, and far cheaper than a wide conv."""
         aug = self.aug
         n, (h, w) = x.shape[0], x.shape[-2:]
+        key = (h, w, x.device)
+        if key not in self._elastic_cache:
+            fy = torch.fft.fftfreq(h, device=x.device)[:, None]
+            fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
+            transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))  # Gaussian's FT
+            scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
+            self._elastic_cache[key] = (transfer, scale)
+        transfer, scale = self._elastic_cache[key]
         noise = torch.rand(n, 2, h, w, device=x.device) * 2 - 1
-        fy = torch.fft.fftfreq(h, device=x.device)[:, None]
-        fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
-        transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))  # Gaussian's FT
         field = torch.fft.irfft2(torch.fft.rfft2(noise) * transfer, s=(h, w))
         alpha = _uniform(n, aug.E_ALPHA, x.device).view(n, 1, 1, 1)
-        scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
         return (field * alpha).permute(0, 2, 3, 1) * scale
 
     def _sample(self, x: torch.Tensor, theta: torch.Tensor, field: torch.Tensor | None, fill: str) -> torch.Tensor:
