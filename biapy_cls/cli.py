@@ -14,7 +14,7 @@ import textwrap
 from typing import Sequence
 
 from biapy_cls import __version__
-from biapy_cls.errors import EXIT_INTERRUPTED, TrainingInterrupted, UserError
+from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError
 
 EPILOG = """\
 trailing KEY VALUE pairs override the YAML, e.g.:
@@ -63,8 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
 def print_error(message: str, title: str = "ERROR") -> None:
     """One readable paragraph on stderr, wrapped to the terminal."""
     width = 100
-    paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ") for p in message.split("\n")]
+    paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+                  for p in message.split("\n")]  # never break a path: users copy it
     print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
+
+
+def _rank() -> int:
+    """This process's rank under torch.distributed.run (0 when run alone)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def _report(err: UserError) -> None:
+    """Print a user error once per job: rank 0 prints it; other ranks only print errors of their own."""
+    rank = _rank()
+    if rank == 0:
+        print_error(str(err))
+    elif not getattr(err, "reported_by_main", False) and not isinstance(err, ConfigError):
+        print_error(f"[rank {rank}] {err}")  # config errors are the same on every rank: rank 0 tells
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,12 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         if args.debug:
             raise
-        print_error(str(err))
+        _report(err)
         return err.exit_code
     except TrainingInterrupted as err:
         if args.debug:
             raise
-        print_error(str(err), title="INTERRUPTED")
+        if _rank() == 0:
+            print_error(str(err), title="INTERRUPTED")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         if args.debug:
@@ -98,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback for users
         if args.debug:
             raise
+        where = f"[rank {_rank()}] " if _rank() else ""
         print_error(
-            f"unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
+            f"{where}unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
             "data. Re-run with --debug to see the full traceback and please report it."
         )
         return 1

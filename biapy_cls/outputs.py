@@ -4,7 +4,7 @@
     JOB/config_files/<config stem>_<run_id>.yaml
     JOB/checkpoints/RUN-checkpoint-best.pth, RUN-checkpoint-last.pth
     JOB/logs/RUN_log.txt, RUN_training_log.json
-    JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, run_info.json,
+    JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, report.html, run_info.json,
                      charts/, aug/, tensorboard/}
 
 `run_info.json` records whether the run is running, interrupted or finished. A finished run is never
@@ -13,6 +13,7 @@ replaced without --overwrite; an unfinished one is continued with --resume.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -90,13 +91,22 @@ class RunPaths:
         return self.results_dir / "predictions.csv"
 
     @property
+    def report(self) -> Path:
+        return self.results_dir / "report.html"
+
+    @property
     def run_info(self) -> Path:
         return self.results_dir / "run_info.json"
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-{epoch}.pth"
+
     def training_outputs(self) -> list[Path]:
         """What a training run writes (and --overwrite removes)."""
-        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, self.log_file, self.training_log,
-                self.config_file]
+        epochs = sorted(self.checkpoint_dir.glob(f"{glob.escape(self.run_name)}-checkpoint-[0-9]*.pth"))
+        return [self.results_dir, self.best_checkpoint, self.last_checkpoint, *epochs, self.log_file,
+                self.training_log, self.config_file]
 
     def test_outputs(self) -> list[Path]:
         """What a test-only run writes."""
@@ -154,13 +164,11 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
         return
     if existing and not overwrite:
         what = "a finished run" if status == "finished" else "an unfinished run"
-        hint = (
-            "Continue it with --resume, or " if training and status != "finished" and paths.last_checkpoint.exists()
-            else ""
-        )
+        can_resume = training and status != "finished" and paths.last_checkpoint.exists()
+        choices = "another --run_id or --name, or add --overwrite to replace it"
+        todo = f"Continue it with --resume, or use {choices}" if can_resume else f"Use {choices}"
         raise RunStateError(
-            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. "
-            f"{hint}use another --run_id or --name, or add --overwrite to replace it."
+            f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. {todo}."
         )
     if overwrite:
         for path in outputs:
@@ -179,11 +187,19 @@ def check_writable(directory: Path) -> None:
         )
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

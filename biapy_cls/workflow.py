@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import sys
@@ -27,11 +28,14 @@ from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
+from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
-from biapy_cls.engine.runtime import Runtime, seed_everything, setup_runtime, shutdown_runtime, unwrap
-from biapy_cls.engine.trainer import EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
+                                      shutdown_runtime, unwrap)
+from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
+from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
@@ -52,9 +56,9 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
-        plan, checkpoint = plan_data(cfg, paths)
-        if runtime.is_main:
-            claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
+        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line()}")
@@ -130,8 +134,10 @@ def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, runtime: R
 
 
 def num_workers(cfg: CN) -> int:
+    """SYSTEM.NUM_WORKERS; -1 = up to 4, within SYSTEM.NUM_CPUS."""
     workers = cfg.SYSTEM.NUM_WORKERS
-    return min(4, os.cpu_count() or 1) if workers == -1 else workers
+    cpus = (os.cpu_count() or 1) if cfg.SYSTEM.NUM_CPUS == -1 else cfg.SYSTEM.NUM_CPUS
+    return min(4, cpus) if workers == -1 else workers
 
 
 def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
@@ -162,6 +168,24 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
     if cfg.TEST.ENABLE:
         test(cfg, paths, runtime, plan, model, normalizer)
+    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
+        write_report(paths, cfg, plan.class_names)
+
+
+def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
+    """TRAIN.LR_SCALING linear: LR x number of processes, since each step sees that many times more images."""
+    batch = cfg.TRAIN.BATCH_SIZE * cfg.TRAIN.ACCUM_ITER  # images per optimizer step, per process
+    if not runtime.distributed:
+        return cfg
+    message = (f"Effective batch size: {batch} per process x {runtime.world_size} processes = "
+               f"{batch * runtime.world_size} images per step")
+    if cfg.TRAIN.LR_SCALING == "linear":
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.TRAIN.LR = cfg.TRAIN.LR * runtime.world_size
+        message += f"; TRAIN.LR_SCALING linear: learning rate {cfg.TRAIN.LR:g}"
+    log.info(message + ".")
+    return cfg
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -189,22 +213,41 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
+    n_classes = len(plan.class_names)
+    monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
+    if val_loader is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
+        raise ConfigError(
+            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
+            "result stalls, but there is no validation set (no class has two or more training images). Add "
+            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
+        )
+    cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
+    accum = cfg.TRAIN.ACCUM_ITER
+    steps_per_epoch = math.ceil(len(train_loader) / accum)
+    amp = amp_dtype(cfg.TRAIN.AMP, runtime)
     setup = FitSetup(
         model=model,
-        criterion=torch.nn.CrossEntropyLoss(),
+        criterion=build_criterion(cfg, plan.train.labels, n_classes).to(runtime.device),
         optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, len(train_loader)),
+        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor]),
         train_loader=train_loader,
         val_loader=val_loader,
         prepare=make_prepare(normalizer, augmenter, runtime),
         runtime=runtime,
         paths=paths,
         epochs=cfg.TRAIN.EPOCHS,
-        n_classes=len(plan.class_names),
-        early_stopping=EarlyStopping("val_loss" if val_loader is not None else "train_loss", cfg.TRAIN.PATIENCE),
+        n_classes=n_classes,
+        early_stopping=EarlyStopping(monitor, cfg.TRAIN.PATIENCE),
         chart_every=cfg.LOG.CHART_CREATION_FREQ,
         checkpoint_payload=payload,
+        metrics=tuple(cfg.TRAIN.METRICS) or DEFAULT_METRICS,
+        accum_iter=accum,
+        clip_norm=cfg.TRAIN.GRADIENT_CLIP_NORM,
+        amp_dtype=amp,
+        # A gradient scaler only for fp16, whose small range underflows gradients; bf16 needs none.
+        scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16),
+        save_every=cfg.MODEL.SAVE_CKPT_FREQ,
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
@@ -212,12 +255,17 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
-             + (f" per process ({batch * runtime.world_size} images per step in all)" if runtime.distributed else ""))
+             + (" per process" if runtime.distributed else "")
+             + (f", one optimizer step every {accum} batches" if accum > 1 else "")
+             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
+             + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
+             + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s; best {setup.early_stopping.monitor} "
              f"{setup.early_stopping.best:.4f} at epoch {setup.early_stopping.best_epoch}.")
     model = unwrap(model)
+    barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
         model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
     return model
@@ -227,11 +275,11 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
          normalizer: Normalizer) -> None:
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
-                          cfg.SYSTEM.PIN_MEM and runtime.cuda)
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
     tta = cfg.TEST.AUGMENTATION
     probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, tta=tta,
-                    tta_mode=cfg.TEST.AUGMENTATION_MODE, amp=bool(cfg.TRAIN.get("AMP", False)))
+                    tta_mode=cfg.TEST.AUGMENTATION_MODE, amp_dtype=amp_dtype(cfg.TRAIN.AMP, runtime))
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
@@ -242,11 +290,21 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
+        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
                    paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
     log.info("Test results\n" + format_report(metrics, plan.class_names))
-    log.info(f"Test accuracy: {metrics['accuracy']:.4f}  balanced accuracy: {metrics['balanced_accuracy']:.4f}  "
-             f"macro F1: {metrics['f1_macro']:.4f}")
+    log.info(test_summary(metrics, cfg.TEST.METRICS))
+    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
+
+
+def test_summary(metrics: dict, names: list[str]) -> str:
+    """The final line, with the TEST.METRICS metrics (macro averages)."""
+    keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
+            "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
+    names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
+    values = [f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None]
+    return "Test " + "  ".join(values)

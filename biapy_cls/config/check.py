@@ -25,7 +25,18 @@ CHOICES = {
     "TEST.AUGMENTATION_MODE": ["mean", "max", "min"],
     "LOSS.TYPE": ["CE", ""],
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
+    "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
+    "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
+    "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
+    "TRAIN.CHECKPOINT_MONITOR": ["val_loss", "val_accuracy", "val_f1"],
+    "TRAIN.LR_SCHEDULER.NAME": ["", "reduceonplateau", "warmupcosine", "onecycle"],
+}
+
+# list keys -> accepted items
+LIST_CHOICES = {
+    "TRAIN.METRICS": ["accuracy", "f1", "top-5-accuracy"],
+    "TEST.METRICS": ["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"],
 }
 
 # key -> (low, high, description); `None` = unbounded; -1 sentinels are described in defaults.py
@@ -43,6 +54,11 @@ RANGES = {
     "TRAIN.W_DECAY": (0.0, None, "0 or more"),
     "TRAIN.BATCH_SIZE": (1, None, "at least 1"),
     "TRAIN.EPOCHS": (0, None, "0 or more"),
+    "TRAIN.MOMENTUM": (0.0, 1.0, "between 0 and 1, e.g. 0.9"),
+    "TRAIN.ACCUM_ITER": (1, None, "at least 1"),
+    "TRAIN.GRADIENT_CLIP_NORM": (0.0, None, "0 (no clipping) or more, e.g. 1.0"),
+    "LOSS.LABEL_SMOOTHING": (0.0, 0.99, "between 0 and 0.99, e.g. 0.1"),
+    "MODEL.SAVE_CKPT_FREQ": (-1, None, "-1 (never) or at least 1"),
     "LOG.CHART_CREATION_FREQ": (1, None, "at least 1"),
 }
 
@@ -97,6 +113,62 @@ def _check_pair(cfg: CN, key: str, errors: list[str]) -> None:
         errors.append(f"{key} is {tuple(value)}; it must be two numbers (low, high) with low <= high.")
 
 
+def _check_list_choices(cfg: CN, errors: list[str]) -> None:
+    for key, options in LIST_CHOICES.items():
+        values = [str(v).lower() for v in _get(cfg, key)]
+        wrong = [v for v in values if v not in options]
+        if wrong:
+            errors.append(f"{key} is {list(_get(cfg, key))}; {', '.join(map(repr, wrong))} not known. Accepted items: "
+                          f"{', '.join(map(repr, options))} (or [] for the default set).")
+        else:
+            _set(cfg, key, values)
+
+
+def _check_training(cfg: CN, errors: list[str]) -> None:
+    """Scheduler, loss weights and checkpoint keys that only make sense together."""
+    train, sched, loss = cfg.TRAIN, cfg.TRAIN.LR_SCHEDULER, cfg.LOSS
+    name = sched.NAME
+    if sched.MIN_LR != -1 and sched.MIN_LR < 0:
+        errors.append(f"TRAIN.LR_SCHEDULER.MIN_LR is {sched.MIN_LR}; it must be -1 (meaning 0) or 0 or more.")
+    min_lr = max(sched.MIN_LR, 0.0)
+    if name == "warmupcosine":
+        warmup = sched.WARMUP_COSINE_DECAY_EPOCHS
+        if min_lr >= train.LR:
+            errors.append(f"TRAIN.LR_SCHEDULER.MIN_LR ({sched.MIN_LR}) must be lower than TRAIN.LR ({train.LR}): "
+                          "warmupcosine decays from TRAIN.LR down to MIN_LR.")
+        if warmup < 0:
+            errors.append("TRAIN.LR_SCHEDULER.NAME is warmupcosine, so set TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS "
+                          "to the number of warm-up epochs (0 or more, e.g. 5).")
+        elif warmup > train.EPOCHS:
+            errors.append(f"TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS ({warmup}) is more than TRAIN.EPOCHS "
+                          f"({train.EPOCHS}): the warm-up would never end. Lower it or raise TRAIN.EPOCHS.")
+    if name == "reduceonplateau":
+        patience = sched.REDUCEONPLATEAU_PATIENCE
+        if patience < 1:
+            errors.append("TRAIN.LR_SCHEDULER.NAME is reduceonplateau, so set TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE "
+                          "to the epochs without improvement before the learning rate is lowered (at least 1).")
+        elif train.PATIENCE != -1 and patience >= train.PATIENCE:
+            errors.append(f"TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE ({patience}) must be less than TRAIN.PATIENCE "
+                          f"({train.PATIENCE}), or early stopping ends training before the learning rate is ever lowered.")
+        if not 0 < sched.REDUCEONPLATEAU_FACTOR < 1:
+            errors.append(f"TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_FACTOR is {sched.REDUCEONPLATEAU_FACTOR}; it must be "
+                          "between 0 and 1 (exclusive), e.g. 0.5.")
+        if min_lr >= train.LR:
+            errors.append(f"TRAIN.LR_SCHEDULER.MIN_LR ({sched.MIN_LR}) must be lower than TRAIN.LR ({train.LR}).")
+    weights = list(loss.CLASS_WEIGHTS)
+    if loss.CLASS_REBALANCE == "manual":
+        if not weights or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
+                or not any(weights):
+            errors.append(f"LOSS.CLASS_REBALANCE is manual, so LOSS.CLASS_WEIGHTS must list one weight (0 or more, "
+                          f"not all 0) per class in class-index order, e.g. [1.0, 2.5]; it is {weights}.")
+        elif cfg.DATA.N_CLASSES != -1 and len(weights) != cfg.DATA.N_CLASSES:
+            errors.append(f"LOSS.CLASS_WEIGHTS has {len(weights)} weights but DATA.N_CLASSES is {cfg.DATA.N_CLASSES}: "
+                          "give one weight per class.")
+    elif weights:
+        errors.append(f"LOSS.CLASS_WEIGHTS is set but LOSS.CLASS_REBALANCE is {loss.CLASS_REBALANCE}, so the weights "
+                      "would be ignored. Set LOSS.CLASS_REBALANCE: manual to use them, or remove LOSS.CLASS_WEIGHTS.")
+    if cfg.MODEL.SAVE_CKPT_FREQ == 0:
+        errors.append("MODEL.SAVE_CKPT_FREQ is 0; it must be -1 (no extra checkpoints) or at least 1.")
 # AUGMENTOR (low, high) keys -> (smallest, largest accepted value, description); `None` = unbounded.
 AUG_PAIR_BOUNDS = {
     "ZOOM_RANGE": (1e-3, None, "zoom factors greater than 0"),
@@ -219,6 +291,8 @@ def check_config(cfg: CN) -> list[str]:
         errors.append(f"TRAIN.OPT_BETAS is {tuple(betas)}; it must be two numbers in [0, 1), e.g. (0.9, 0.999).")
     if train.PATIENCE != -1 and train.PATIENCE < 1:
         errors.append(f"TRAIN.PATIENCE is {train.PATIENCE}; it must be -1 (no early stopping) or at least 1.")
+    _check_list_choices(cfg, errors)
+    _check_training(cfg, errors)
 
     if not train.ENABLE and not cfg.TEST.ENABLE:
         errors.append("Both TRAIN.ENABLE and TEST.ENABLE are False: there is nothing to do. Set one of them to True.")

@@ -21,6 +21,9 @@ RENAMED = {
 # Old values of a key that mean the same as a current value.
 RENAMED_VALUES = {
     ("DATA.NORMALIZATION.TYPE", "custom"): "zero_mean_unit_variance",
+    # BiaPy's LOSS.CLASS_REBALANCE is a switch; on, it weights classes by inverse frequency.
+    ("LOSS.CLASS_REBALANCE", False): "none",
+    ("LOSS.CLASS_REBALANCE", True): "auto",
 }
 
 # pattern -> why it has no effect
@@ -142,20 +145,14 @@ UNSUPPORTED = {
     "MODEL.LOAD_MODEL_FROM_CHECKPOINT": True,
     "MODEL.OUT_CHECKPOINT_FORMAT": "pth",
     "MODEL.SKIP_UNMATCHED_LAYERS": False,
-    "MODEL.SAVE_CKPT_FREQ": -1,
     "MODEL.VIT_*": None,
-    "LOSS.CLASS_REBALANCE": False,
     "LOSS.IGNORE_INDEX": -1,
     "LOSS.CONTRAST.ENABLE": False,
     "LOSS.CONTRAST.*": None,
-    "TRAIN.ACCUM_ITER": 1,
-    "TRAIN.METRICS": [],
-    "TRAIN.LR_SCHEDULER.NAME": "",
-    "TRAIN.LR_SCHEDULER.*": None,
-    "TRAIN.CHECKPOINT_MONITOR": "val_loss",
+    "TEST.AUGMENTATION": False,
+    "TEST.AUGMENTATION_MODE": None,
     "TEST.ANALIZE_2D_IMGS_AS_3D_STACK": False,
     "TEST.REUSE_PREDICTIONS": False,
-    "TEST.METRICS": [],
     "TEST.BY_CHUNKS.ENABLE": False,
     "TEST.BY_CHUNKS.*": None,
 }

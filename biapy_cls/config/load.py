@@ -165,15 +165,17 @@ def merge(cfg: CN, values: dict[str, Any], source: str) -> list[str]:
             notices.append(f"{key} (in {source}) is BiaPy's old name of {new}; using it as {new}.")
             key = new
         if key in defaults:
+            # Before type conversion: an old value may have another type (BiaPy's True/False switches).
+            decoded = decode_value(value)
+            renamed = compat.RENAMED_VALUES.get((key, decoded)) if isinstance(decoded, (str, bool)) else None
+            if renamed:
+                notices.append(f"{key}: '{decoded}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
+                value = renamed
             try:
                 value = coerce(key, value, defaults[key])
             except ConfigError as err:
                 errors.append(str(err))
                 continue
-            renamed = compat.RENAMED_VALUES.get((key, value)) if isinstance(value, str) else None
-            if renamed:
-                notices.append(f"{key}: '{value}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
-                value = renamed
             node = cfg
             *parents, leaf = key.split(".")
             for part in parents:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from biapy_cls.engine.runtime import Runtime
+from biapy_cls.engine.runtime import Runtime, gather_rows
 
 # Largest number of input values one forward pass of TTA views may hold (chunks above that).
 MAX_TTA_VALUES = 1 << 25
@@ -68,19 +68,20 @@ def predict_batch(model: nn.Module, x: torch.Tensor, tta: bool = False, mode: st
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, prepare, runtime: Runtime, desc: str = "Predicting",
-            tta: bool = False, tta_mode: str = "mean", amp: bool = False) -> np.ndarray:
+            tta: bool = False, tta_mode: str = "mean", amp_dtype: torch.dtype | None = None) -> np.ndarray:
     """(n_images, n_classes) softmax probabilities, row i for dataset index i.
 
-    `amp`: mixed precision (float16 autocast) on CUDA; the caller passes TRAIN.AMP where the config has it.
+    With several processes each predicts its shard of the loader and every process gets all rows.
+    `amp_dtype`: mixed precision on CUDA (bf16 or fp16 autocast), as in training; None = full precision.
     """
     model.eval()
     value_range = loader.dataset.value_range
-    autocast = torch.autocast("cuda", dtype=torch.float16) if amp and runtime.cuda else contextlib.nullcontext()
+    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype and runtime.cuda else contextlib.nullcontext()
     indices, probs = [], []
     for images, _, idx in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not runtime.is_main or None):
         images = images.to(runtime.device, non_blocking=runtime.cuda)
         with autocast:
             probs.append(predict_batch(model, prepare(images, value_range, False), tta, tta_mode).cpu())
         indices.append(idx)
-    order = torch.cat(indices).argsort()
-    return torch.cat(probs)[order].numpy()
+    _, rows = gather_rows(torch.cat(indices), torch.cat(probs), runtime)
+    return rows.numpy()

@@ -1,8 +1,12 @@
-"""Optimizers and learning-rate schedules from TRAIN.*."""
+"""Optimizers and learning-rate schedules from TRAIN.* and TRAIN.LR_SCHEDULER.*."""
 
 from __future__ import annotations
 
+import math
+from functools import partial
+
 import torch
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
 from yacs.config import CfgNode as CN
 
 
@@ -16,31 +20,74 @@ def build_optimizer(cfg: CN, model: torch.nn.Module) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": train.W_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
     betas = tuple(float(b) for b in train.OPT_BETAS)
     if train.OPTIMIZER == "SGD":
-        return torch.optim.SGD(groups, lr=train.LR, momentum=0.9)
+        # Nesterov momentum, as timm's "sgd" (which BiaPy uses); plain SGD when MOMENTUM is 0.
+        return torch.optim.SGD(groups, lr=train.LR, momentum=train.MOMENTUM, nesterov=train.MOMENTUM > 0)
     if train.OPTIMIZER == "ADAM":
         # Adam's weight decay is L2 added to the gradient, as in BiaPy.
         return torch.optim.Adam(groups, lr=train.LR, betas=betas)
     return torch.optim.AdamW(groups, lr=train.LR, betas=betas)
 
 
-class LRSchedule:
-    """The learning-rate schedule: stepped after every batch and after every epoch. Constant for now."""
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) -> float:
+    """Factor of TRAIN.LR at optimizer step `step` (0-based) for warmupcosine.
 
-    def __init__(self, cfg: CN, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    Warm-up: linear from LR/warmup_steps at the first step up to LR at the last warm-up step.
+    Then cosine from LR down to floor*LR (= MIN_LR), reached at the last step of the last epoch.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps - 1)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LRSchedule:
+    """TRAIN.LR_SCHEDULER: warmupcosine and onecycle change the LR after every optimizer step,
+    reduceonplateau after every epoch (on the monitored quantity); '' keeps it constant."""
+
+    def __init__(self, cfg: CN, optimizer: torch.optim.Optimizer, steps_per_epoch: int, mode: str = "min"):
+        sched = cfg.TRAIN.LR_SCHEDULER
+        self.name = sched.NAME
         self.optimizer = optimizer
+        self.total_steps = max(1, cfg.TRAIN.EPOCHS * steps_per_epoch)
+        self.steps = 0
+        min_lr = max(sched.MIN_LR, 0.0)
+        self.scheduler = None
+        if self.name == "warmupcosine":
+            factor = partial(warmup_cosine, warmup_steps=sched.WARMUP_COSINE_DECAY_EPOCHS * steps_per_epoch,
+                             total_steps=self.total_steps, floor=min_lr / cfg.TRAIN.LR)
+            self.scheduler = LambdaLR(optimizer, factor)
+        elif self.name == "onecycle":
+            self.scheduler = OneCycleLR(optimizer, max_lr=cfg.TRAIN.LR, total_steps=self.total_steps)
+        elif self.name == "reduceonplateau":
+            self.scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=sched.REDUCEONPLATEAU_FACTOR,
+                                               patience=sched.REDUCEONPLATEAU_PATIENCE, min_lr=min_lr)
+
+    @property
+    def per_step(self) -> bool:
+        return self.name in ("warmupcosine", "onecycle")
 
     def step_batch(self) -> None:
-        pass
+        """After each optimizer step. OneCycleLR refuses to step past its end, hence the guard."""
+        self.steps += 1
+        if self.per_step and self.steps < self.total_steps:
+            self.scheduler.step()
 
     def step_epoch(self, monitored: float) -> None:
-        pass
+        if self.name == "reduceonplateau":
+            self.scheduler.step(monitored)
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def state_dict(self) -> dict:
-        return {}
+        return {"steps": self.steps, "scheduler": self.scheduler.state_dict() if self.scheduler else None}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        self.steps = state.get("steps", 0)
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+            # Building a scheduler resets the optimizer's LR; put back the one in effect when saved.
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr

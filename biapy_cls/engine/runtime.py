@@ -7,6 +7,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ import torch.distributed as dist
 from biapy_cls.errors import UserError
 
 log = logging.getLogger("biapy_cls")
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +53,16 @@ def set_threads(num_cpus: int, world_size: int = 1) -> None:
     total = os.cpu_count() or 1
     wanted = total if num_cpus == -1 else min(num_cpus, total)
     torch.set_num_threads(max(1, wanted // world_size))
+
+
+def amp_dtype(choice: str, runtime: Runtime) -> torch.dtype | None:
+    """TRAIN.AMP -> the autocast dtype, or None for full precision (always on the CPU, where autocast
+    to bf16 is slower than float32 for these small networks)."""
+    if not runtime.cuda or choice == "none":
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
 def seed_everything(seed: int) -> None:
@@ -96,6 +108,53 @@ def reduce_sum(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     if runtime.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def barrier(runtime: Runtime) -> None:
+    """Wait for every process (e.g. until rank 0 has written a checkpoint the others read)."""
+    if runtime.distributed:
+        dist.barrier()
+
+
+def run_on_main(runtime: Runtime, fn: Callable[[], T]) -> T:
+    """Run `fn` on rank 0 alone and give its result to every rank.
+
+    A UserError raised by `fn` is raised on every rank, so that the whole job stops with rank 0's
+    message (printed once, by rank 0) instead of the other ranks waiting for it forever.
+    """
+    result, error = None, None
+    if runtime.is_main:
+        try:
+            result = fn()
+        except UserError as err:
+            error = err
+    if runtime.distributed:
+        box = [(result, None if error is None else str(error))]
+        dist.broadcast_object_list(box, src=0)
+        result, message = box[0]
+        if message is not None and error is None:
+            error = UserError(message)
+            error.reported_by_main = True
+    if error is not None:
+        raise error
+    return result
+
+
+def gather_rows(indices: torch.Tensor, rows: torch.Tensor, runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's (dataset index, row) pairs, on every process, each index once, sorted by index.
+
+    A DistributedSampler pads the last shard with repeated images; those duplicates are dropped here.
+    """
+    if runtime.distributed:
+        parts: list = [None] * runtime.world_size
+        dist.all_gather_object(parts, (indices.cpu(), rows.cpu()))
+        indices = torch.cat([p[0] for p in parts])
+        rows = torch.cat([p[1] for p in parts])
+    order = indices.argsort(stable=True)
+    indices, rows = indices[order], rows[order]
+    first = torch.ones_like(indices, dtype=torch.bool)
+    first[1:] = indices[1:] != indices[:-1]
+    return indices[first], rows[first]
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,6 +8,7 @@ with the same model as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -19,7 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from biapy_cls.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from biapy_cls.engine.checkpoint import copy_checkpoint, rng_state, save_checkpoint, set_rng_state
+from biapy_cls.engine.losses import ClassificationLoss
 from biapy_cls.engine.optim import LRSchedule
 from biapy_cls.engine.runtime import Runtime, reduce_sum, unwrap
 from biapy_cls.errors import TrainingDiverged
@@ -64,12 +66,17 @@ class EarlyStopping:
         self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
 
 
+# TRAIN.METRICS item -> the row key's suffix (train_<suffix>, val_<suffix>)
+METRIC_KEYS = {"accuracy": "accuracy", "f1": "f1", "top-5-accuracy": "top5_accuracy"}
+DEFAULT_METRICS = ("accuracy", "f1")
+
+
 @dataclass
 class FitSetup:
     """Everything `fit` works with, built by the workflow."""
 
     model: nn.Module
-    criterion: nn.Module
+    criterion: ClassificationLoss
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     train_loader: DataLoader
@@ -82,8 +89,23 @@ class FitSetup:
     early_stopping: EarlyStopping
     chart_every: int
     checkpoint_payload: Callable[[], dict]  # model description, class names, ...: the static part
+    metrics: tuple[str, ...] = DEFAULT_METRICS  # TRAIN.METRICS items
+    accum_iter: int = 1
+    clip_norm: float = 0.0  # 0: no clipping
+    amp_dtype: torch.dtype | None = None  # None: full precision
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
+    save_every: int = -1  # MODEL.SAVE_CKPT_FREQ
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.runtime.device.type, dtype=self.amp_dtype)
+
+    @property
+    def top5(self) -> bool:
+        return "top-5-accuracy" in self.metrics
 
 
 def _to_device(images: torch.Tensor, labels: torch.Tensor, runtime: Runtime):
@@ -91,38 +113,69 @@ def _to_device(images: torch.Tensor, labels: torch.Tensor, runtime: Runtime):
     return images.to(runtime.device, non_blocking=non_blocking), labels.to(runtime.device, non_blocking=non_blocking)
 
 
+def _top5_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    return (top == labels[:, None]).any(dim=1).sum()
+
+
+def _summary(prefix: str, loss_sum, weight_sum, cm, top5_hits, runtime: Runtime) -> dict:
+    """Epoch means from sums, added exactly across processes."""
+    sums = reduce_sum(torch.stack([loss_sum, torch.as_tensor(weight_sum, dtype=torch.float64, device=runtime.device),
+                                   top5_hits.double()]), runtime)
+    cm = reduce_sum(cm, runtime)
+    summary = summarize_confusion(cm)
+    n = max(int(cm.sum()), 1)
+    return {f"{prefix}_loss": float(sums[0] / sums[1].clamp_min(1e-12)), f"{prefix}_accuracy": summary["accuracy"],
+            f"{prefix}_f1": summary["f1"], f"{prefix}_top5_accuracy": float(sums[2]) / n}
+
+
+def _optimizer_step(setup: FitSetup) -> None:
+    if setup.clip_norm > 0:
+        setup.scaler.unscale_(setup.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(setup.model.parameters(), setup.clip_norm)
+    setup.scaler.step(setup.optimizer)
+    setup.scaler.update()
+    setup.optimizer.zero_grad(set_to_none=True)
+    setup.schedule.step_batch()
+
+
 def train_one_epoch(setup: FitSetup, epoch: int) -> dict:
-    model, runtime = setup.model, setup.runtime
+    model, runtime, n_classes = setup.model, setup.runtime, setup.n_classes
     model.train()
     value_range = setup.train_loader.dataset.value_range
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    correct = torch.zeros((), dtype=torch.int64, device=runtime.device)
-    seen = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    weight_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    cm = torch.zeros((n_classes, n_classes), dtype=torch.int64, device=runtime.device)
+    top5_hits = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    n_batches, accum = len(setup.train_loader), setup.accum_iter
     bar = tqdm(setup.train_loader, desc=f"Epoch {epoch + 1}/{setup.epochs}", unit="batch", leave=False,
                disable=not runtime.is_main or None, dynamic_ncols=True)
+    setup.optimizer.zero_grad(set_to_none=True)
     for step, (images, labels, _) in enumerate(bar):
         images, labels = _to_device(images, labels, runtime)
-        inputs = setup.prepare(images, value_range, True)
-        logits = model(inputs)
-        loss = setup.criterion(logits, labels)
-        setup.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        setup.optimizer.step()
-        setup.schedule.step_batch()
-        n = labels.shape[0]
-        loss_sum += loss.detach().double() * n
-        correct += (logits.detach().argmax(1) == labels).sum()
-        seen += n
-        if step % 20 == 0:
-            running = (loss_sum / seen).item()
+        with setup.autocast():
+            logits = model(setup.prepare(images, value_range, True))
+        total, count = setup.criterion.totals(logits, labels)
+        loss = total / count
+        setup.scaler.scale(loss / accum if accum > 1 else loss).backward()
+        if (step + 1) % accum == 0 or step + 1 == n_batches:
+            _optimizer_step(setup)
+        # Running sums stay on the device: no synchronisation per step.
+        loss_sum += total.detach()
+        weight_sum += count
+        logits = logits.detach()
+        cm += confusion_matrix(logits.argmax(1), labels, n_classes)
+        if setup.top5:
+            top5_hits += _top5_hits(logits, labels)
+        if step % 50 == 0:  # one synchronisation every 50 steps, for the progress bar and a NaN check
+            running = float(loss_sum / weight_sum)
             if not math.isfinite(running):
                 raise TrainingDiverged(_diverged_message(setup, epoch))
-            bar.set_postfix(loss=f"{running:.4f}")
-    totals = reduce_sum(torch.stack([loss_sum, correct.double(), seen.double()]), runtime)
-    train_loss = float(totals[0] / totals[2])
-    if not math.isfinite(train_loss):
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+    row = _summary("train", loss_sum, weight_sum, cm, top5_hits, runtime)
+    if not math.isfinite(row["train_loss"]):
         raise TrainingDiverged(_diverged_message(setup, epoch))
-    return {"train_loss": train_loss, "train_accuracy": float(totals[1] / totals[2])}
+    return row
 
 
 def _diverged_message(setup: FitSetup, epoch: int) -> str:
@@ -130,27 +183,32 @@ def _diverged_message(setup: FitSetup, epoch: int) -> str:
     kept = f" The best checkpoint so far is kept in '{best}'." if best.exists() else ""
     return (
         f"The training loss became NaN or infinite in epoch {epoch + 1}, so training stopped.{kept} Lower TRAIN.LR "
-        "(e.g. by 10x), check the images for NaN values, or use another DATA.NORMALIZATION.TYPE."
+        "(e.g. by 10x), set TRAIN.GRADIENT_CLIP_NORM (e.g. 1.0), check the images for NaN values, or use another "
+        "DATA.NORMALIZATION.TYPE."
     )
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, criterion: nn.Module, loader: DataLoader, prepare: PrepareFn, runtime: Runtime,
-             n_classes: int) -> dict:
-    """Loss, accuracy and macro F1 on a labelled loader, summed exactly across processes."""
+def evaluate(model: nn.Module, criterion: ClassificationLoss, loader: DataLoader, prepare: PrepareFn,
+             runtime: Runtime, n_classes: int, autocast=contextlib.nullcontext, top5: bool = False) -> dict:
+    """val_loss, val_accuracy, val_f1 and val_top5_accuracy on a labelled loader, summed exactly across processes."""
     model.eval()
     value_range = loader.dataset.value_range
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
+    weight_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
     cm = torch.zeros((n_classes, n_classes), dtype=torch.int64, device=runtime.device)
+    top5_hits = torch.zeros((), dtype=torch.int64, device=runtime.device)
     for images, labels, _ in loader:
         images, labels = _to_device(images, labels, runtime)
-        logits = model(prepare(images, value_range, False))
-        loss_sum += criterion(logits, labels).double() * labels.shape[0]
+        with autocast():
+            logits = model(prepare(images, value_range, False))
+        total, count = criterion.totals(logits, labels)
+        loss_sum += total
+        weight_sum += count
         cm += confusion_matrix(logits.argmax(1), labels, n_classes)
-    loss_sum = reduce_sum(loss_sum, runtime)
-    cm = reduce_sum(cm, runtime)
-    summary = summarize_confusion(cm)
-    return {"val_loss": float(loss_sum / cm.sum().clamp_min(1)), "val_accuracy": summary["accuracy"], "val_f1": summary["f1"]}
+        if top5:
+            top5_hits += _top5_hits(logits, labels)
+    return _summary("val", loss_sum, weight_sum, cm, top5_hits, runtime)
 
 
 def training_state(setup: FitSetup, epoch: int) -> dict:
@@ -159,6 +217,7 @@ def training_state(setup: FitSetup, epoch: int) -> dict:
         "epoch": epoch,
         "optimizer": setup.optimizer.state_dict(),
         "schedule": setup.schedule.state_dict(),
+        "scaler": setup.scaler.state_dict(),
         "early_stopping": setup.early_stopping.state_dict(),
         "history": list(setup.history),
         "rng": rng_state(),
@@ -168,17 +227,25 @@ def training_state(setup: FitSetup, epoch: int) -> dict:
 def restore_training_state(setup: FitSetup, state: dict) -> None:
     setup.optimizer.load_state_dict(state["optimizer"])
     setup.schedule.load_state_dict(state["schedule"])
+    if state.get("scaler"):
+        setup.scaler.load_state_dict(state["scaler"])
     setup.early_stopping.load_state_dict(state["early_stopping"])
     setup.history = list(state["history"])
     setup.start_epoch = state["epoch"] + 1
     set_rng_state(state["rng"])
 
 
+def _report(setup: FitSetup, row: dict) -> dict:
+    """The row as logged: losses, the TRAIN.METRICS metrics and the monitored quantity."""
+    wanted = {METRIC_KEYS[m] for m in setup.metrics} | {"loss"}
+    keep = {k: v for k, v in row.items()
+            if k != "epoch" and (k.split("_", 1)[1] in wanted or k == setup.early_stopping.monitor)}
+    return {"epoch": row["epoch"], **keep}
+
+
 def _epoch_line(row: dict, epochs: int, best: bool) -> str:
-    val = (f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} f1 {row['val_f1']:.4f}"
-           if "val_loss" in row else "")
-    return (f"Epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
-            f"{val} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{'  (best)' if best else ''}")
+    values = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
+    return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{'  (best)' if best else ''}"
 
 
 def fit(setup: FitSetup) -> dict:
@@ -196,7 +263,9 @@ def fit(setup: FitSetup) -> dict:
             row = {"epoch": epoch + 1, **train_one_epoch(setup, epoch)}
             if setup.val_loader is not None:
                 setup.val_loader.sampler.set_epoch(epoch)
-                row.update(evaluate(setup.model, setup.criterion, setup.val_loader, setup.prepare, runtime, setup.n_classes))
+                row.update(evaluate(setup.model, setup.criterion, setup.val_loader, setup.prepare, runtime,
+                                    setup.n_classes, setup.autocast, setup.top5))
+            row = _report(setup, row)
             row["lr"] = setup.schedule.lr
             setup.schedule.step_epoch(row[monitor])
             row["seconds"] = round(time.perf_counter() - start, 3)
@@ -208,9 +277,12 @@ def fit(setup: FitSetup) -> dict:
                 board.epoch(row)
                 payload = {**setup.checkpoint_payload(), "model_state": unwrap(setup.model).state_dict(),
                            "training": training_state(setup, epoch)}
-                if improved:
-                    save_checkpoint(paths.best_checkpoint, payload)
                 save_checkpoint(paths.last_checkpoint, payload)
+                # The same file under other names: linked, not written again.
+                if improved:
+                    copy_checkpoint(paths.last_checkpoint, paths.best_checkpoint)
+                if setup.save_every > 0 and (epoch + 1) % setup.save_every == 0:
+                    copy_checkpoint(paths.last_checkpoint, paths.epoch_checkpoint(epoch + 1))
                 if (epoch + 1) % setup.chart_every == 0:
                     plot_history(setup.history, paths.charts_dir, paths.run_name)
             if stopper.should_stop:

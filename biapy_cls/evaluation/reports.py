@@ -71,37 +71,51 @@ def _figure():
     return plt
 
 
-CURVES = {
-    "loss": ("Loss", ["train_loss", "val_loss"]),
-    "accuracy": ("Accuracy", ["train_accuracy", "val_accuracy"]),
-    "f1": ("Macro F1", ["val_f1"]),
-    "lr": ("Learning rate", ["lr"]),
-}
+# Titles of the known quantities; any other metric in the history gets a chart titled by its name.
+TITLES = {"loss": "Loss", "accuracy": "Accuracy", "f1": "Macro F1", "top5_accuracy": "Top-5 accuracy",
+          "lr": "Learning rate"}
+
+
+def history_curves(history: list[dict]) -> dict[str, list[str]]:
+    """Chart stem -> the history keys drawn on it: loss, then each metric (train and val together), then lr."""
+    curves: dict[str, list[str]] = {"loss": []}
+    for row in history:
+        for key in row:
+            if key in ("epoch", "seconds", "lr"):
+                continue
+            stem = key.split("_", 1)[1]
+            if key not in curves.setdefault(stem, []):
+                curves[stem].append(key)
+    curves["lr"] = ["lr"]
+    return curves
 
 
 def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
-    """One PNG per quantity: RUN_loss.png, RUN_accuracy.png, RUN_f1.png, RUN_lr.png."""
+    """One PNG per quantity: RUN_loss.png, RUN_<metric>.png for each metric, RUN_lr.png."""
     if not history:
         return
-    plt = _figure()
+    # matplotlib's object API without pyplot and a fixed layout: several times cheaper than
+    # pyplot + tight_layout, which matters because the charts are redrawn during training.
+    from matplotlib.figure import Figure
+
     charts_dir.mkdir(parents=True, exist_ok=True)
     epochs = [row["epoch"] for row in history]
-    for stem, (title, keys) in CURVES.items():
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for stem, keys in history_curves(history).items():
+        fig = Figure(figsize=(6, 4), dpi=100)
+        fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.12)
+        ax = fig.subplots()
         for key in keys:
             values = [row.get(key) for row in history]
             if any(v is not None for v in values):
                 ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
                         label=key.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_title(f"{title} - {run_name}")
+        ax.set_title(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}")
         if stem == "lr":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
         fig.savefig(charts_dir / f"{run_name}_{stem}.png")
-        plt.close(fig)
 
 
 def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:

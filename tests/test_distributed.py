@@ -1,0 +1,64 @@
+"""Real multi-process runs: `python -m torch.distributed.run --nproc_per_node=2 biapy ...` on the CPU (gloo)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import digits_config, write_yaml
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
+
+
+def torchrun(script: str, *args, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script,
+               *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def biapy_script() -> str:
+    found = shutil.which("biapy")
+    if found is None:
+        pytest.skip("the biapy console script is not installed (pip install -e .)")
+    return found
+
+
+def test_two_processes_train_and_predict_every_test_image_once(digits_dir, tmp_path):
+    cfg = digits_config(digits_dir, TRAIN={"ENABLE": True, "EPOCHS": 3, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1,
+                                           "LR_SCALING": "linear"})
+    config = write_yaml(tmp_path / "dist.yaml", cfg)
+    result = torchrun(biapy_script(), "--config", config, "--result_dir", tmp_path / "out", "--name", "dist",
+                      "--run_id", 1)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    job = tmp_path / "out" / "dist"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dist"]
+    predictions = pd.read_csv(job / "results" / "dist_1" / "predictions.csv")
+    test_files = sorted(str(p.relative_to(digits_dir / "test")) for p in (digits_dir / "test").rglob("*.png"))
+    assert sorted(predictions["filename"]) == test_files  # every test image exactly once
+    accuracy = (predictions["class"] == predictions["true_class"]).mean()
+    log_text = (job / "logs" / "dist_1_log.txt").read_text()
+    assert log_text.count("Test accuracy:") == 1 and result.stdout.count("Test accuracy:") == 1
+    assert "2 processes" in log_text and "64 images per step" in log_text and "learning rate 0.006" in log_text
+    assert accuracy >= 0.85
+    assert f"Test accuracy: {accuracy:.4f}" in log_text
+    assert log_text.count("Epoch 3/3") == 1
+
+
+def test_a_crashing_rank_ends_the_job_with_its_error(small_digits_dir, tmp_path):
+    config = write_yaml(tmp_path / "crash.yaml", digits_config(small_digits_dir))
+    start = time.monotonic()
+    result = torchrun(str(HERE / "scripts" / "crash_on_rank1.py"), "--config", config, "--result_dir",
+                      tmp_path / "out", "--name", "crash", timeout=240)
+    assert result.returncode != 0
+    assert time.monotonic() - start < 240
+    assert "[rank 1] unexpected internal error (RuntimeError: simulated crash of rank 1)" in result.stderr
