@@ -187,10 +187,11 @@ def check_writable(directory: Path) -> None:
         )
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it; set back at once
+def normal_file_mode() -> int:
+    """0666 & ~umask: the permissions open() gives a new file (mkstemp gives 0600)."""
+    mask = os.umask(0)  # the only way to read the umask; set back at once
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -199,7 +200,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, normal_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

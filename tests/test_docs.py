@@ -39,9 +39,10 @@ def test_check_mode_detects_a_stale_file(tmp_path, capsys):
 def test_a_key_without_comment_is_reported(tmp_path):
     gen = load_script("gen_config_docs")
     source = tmp_path / "defaults.py"
-    source.write_text("_C = CN()\n_C.A = CN()\n# Documented.\n_C.A.B = 1\n_C.A.C = (\n    1,\n    2,\n)\n")
+    source.write_text("_C = CN()\n_C.A = CN()\n# Documented.\n_C.A.B = 1\n_C.A.C = (\n    1,\n    2,\n)\n"
+                      "if True:\n    # Nested.\n    _C.A.D = 2\n")
     entries = {e.key: e.comment for e in gen.parse_defaults(source)}
-    assert entries == {"A": "", "A.B": "Documented.", "A.C": ""}
+    assert entries == {"A": "", "A.B": "Documented.", "A.C": "", "A.D": "Nested."}
 
 
 def yaml_blocks(markdown: str) -> list[str]:

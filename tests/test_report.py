@@ -81,9 +81,33 @@ def test_report_for_unlabelled_3d_predictions(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_written_files_honour_the_umask(tmp_path, umask):
+    from biapy_cls.engine.checkpoint import save_checkpoint
+
     old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")
+        save_checkpoint(tmp_path / "c.pth", {"epoch": 1})
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "c.pth").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_training_only_report_has_config_and_curves(tmp_path):
+    cfg = get_cfg_defaults()
+    cfg.TRAIN.ENABLE, cfg.TEST.ENABLE = True, False
+    paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
+    paths.log_dir.mkdir(parents=True)
+    paths.training_log.write_text(json.dumps({"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.6, "lr": 1e-3}) + "\n")
+    text = render_report(paths, cfg, ["a", "b"])
+    assert_self_contained(text)
+    assert "<h2>Training</h2>" in text and "training run" in text and "Test metrics" not in text
+    assert text.count("data:image/png;base64,") == 1
+
+
+def test_best_epoch_follows_the_checkpoint_monitor(tmp_path):
+    from biapy_cls.evaluation.report_html import training_section
+
+    history = [{"epoch": 1, "val_loss": 0.5, "val_f1": 0.9}, {"epoch": 2, "val_loss": 0.4, "val_f1": 0.8}]
+    assert "<b>2</b><span>best epoch</span>" in training_section(history, "val_loss")
+    assert "<b>1</b><span>best epoch</span>" in training_section(history, "val_f1")

@@ -19,6 +19,7 @@ import torch
 
 from biapy_cls import __version__
 from biapy_cls.errors import CheckpointError
+from biapy_cls.outputs import normal_file_mode
 
 FORMAT = "biapy-cls-checkpoint"
 
@@ -30,6 +31,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
         torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
         os.replace(tmp, path)
     except BaseException:

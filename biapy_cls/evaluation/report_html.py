@@ -79,38 +79,38 @@ def _fmt(value, digits: int = 4) -> str:
 
 # --------------------------------------------------------------------------------------- pictures
 def curves_png(history: list[dict]) -> bytes | None:
-    """Loss, accuracy, macro F1 and learning rate per epoch, in one picture."""
-    from biapy_cls.evaluation.reports import TITLES, _figure, history_curves
+    """Loss, each metric and the learning rate per epoch (the charts of charts/), in one picture."""
+    from matplotlib.figure import Figure
 
-    panels = [(TITLES.get(stem, stem.replace("_", " ")), keys) for stem, keys in history_curves(history).items()
-              if any(k in row for row in history for k in keys)]
+    from biapy_cls.evaluation.reports import TITLES, history_curves
+
+    panels = [(stem, keys) for stem, keys in history_curves(history).items()
+              if any(row.get(k) is not None for row in history for k in keys)]
     if not history or not panels:
         return None
-    plt = _figure()
     columns = min(2, len(panels))
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.4 * columns, 3.4 * rows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(5.4 * columns, 3.4 * rows), dpi=100, layout="tight")
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     epochs = [row["epoch"] for row in history]
-    for ax, (title, keys) in zip(axes.flat, panels):
+    for ax, (stem, keys) in zip(axes.flat, panels):
         for key in keys:
             values = [row.get(key) for row in history]
             if any(v is not None for v in values):
                 ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
                         label=key.replace("_", " "))
-        ax.set_title(title, fontsize=10)
+        ax.set_title(TITLES.get(stem, stem.replace("_", " ")), fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
         ax.tick_params(labelsize=8)
         lrs = [row["lr"] for row in history if row.get("lr")]
-        if title == "Learning rate" and lrs and max(lrs) > 10 * min(lrs):  # log scale only for a real decay
+        if stem == "lr" and lrs and max(lrs) > 10 * min(lrs):  # log scale only for a real decay
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -172,7 +172,8 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     if cfg.TRAIN.ENABLE:
         rows += [
             ("Optimizer", f"{esc(cfg.TRAIN.OPTIMIZER)}, LR {cfg.TRAIN.LR:g}, weight decay {cfg.TRAIN.W_DECAY:g}, "
-                          f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"),
+                          f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"
+                          + (f", schedule {esc(schedule)}" if (schedule := cfg.TRAIN.get("LR_SCHEDULER", {}).get("NAME")) else "")),
             ("Augmentation", esc(", ".join(switched_on) if aug.ENABLE and switched_on else "none")),
         ]
     else:
@@ -183,11 +184,14 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
             f"(<code>{esc(paths.config_file.name)}</code>)</summary><pre>{esc(cfg.dump())}</pre></details></section>")
 
 
-def training_section(history: list[dict]) -> str:
+def training_section(history: list[dict], monitor: str = "val_loss") -> str:
+    """Summary cards and curves; the best epoch is the one TRAIN.CHECKPOINT_MONITOR picked."""
     if not history:
         return ""
-    monitor = "val_loss" if any("val_loss" in row for row in history) else "train_loss"
-    best = min(history, key=lambda row: row.get(monitor, float("inf")))
+    if not any(monitor in row for row in history):  # no validation set: the training loss decides
+        monitor = "train_loss"
+    sign = 1 if monitor.endswith("loss") else -1  # losses are minimised, accuracy and F1 maximised
+    best = min(history, key=lambda row: sign * row.get(monitor, sign * float("inf")))
     cards = [(str(history[-1]["epoch"]), "epochs trained"), (_fmt(best.get(monitor)), f"best {monitor.replace('_', ' ')}"),
              (str(best["epoch"]), "best epoch")]
     if "val_accuracy" in best:
@@ -299,7 +303,8 @@ def read_history(path: Path) -> list[dict]:
 def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> str:
     info = read_run_info(paths)
     history = read_history(paths.training_log) if cfg.TRAIN.ENABLE else []
-    parts = [config_section(cfg, paths, info), training_section(history)]
+    monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
+    parts = [config_section(cfg, paths, info), training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
         parts += [metrics_section(outcome.metrics), confusion_section(outcome.metrics)]
     elif outcome is not None:
