@@ -4,7 +4,7 @@
     JOB/config_files/<config stem>_<run_id>.yaml
     JOB/checkpoints/RUN-checkpoint-best.pth, RUN-checkpoint-last.pth
     JOB/logs/RUN_log.txt, RUN_training_log.json
-    JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, run_info.json,
+    JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, report.html, run_info.json,
                      charts/, aug/, tensorboard/}
 
 `run_info.json` records whether the run is running, interrupted or finished. A finished run is never
@@ -89,6 +89,10 @@ class RunPaths:
     @property
     def predictions(self) -> Path:
         return self.results_dir / "predictions.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.results_dir / "report.html"
 
     @property
     def run_info(self) -> Path:
@@ -183,11 +187,20 @@ def check_writable(directory: Path) -> None:
         )
 
 
+def normal_file_mode() -> int:
+    """0666 & ~umask: the permissions open() gives a new file (mkstemp gives 0600)."""
+    mask = os.umask(0)  # the only way to read the umask; set back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
+        os.chmod(tmp, normal_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

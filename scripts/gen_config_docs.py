@@ -83,7 +83,10 @@ def parse_defaults(path: Path = DEFAULTS) -> list[Entry]:
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
     entries: dict[str, Entry] = {}
-    for node in ast.parse(source).body:
+    # every assignment, also inside if/for blocks, in source order
+    nodes = sorted((n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Assign, ast.AnnAssign))),
+                   key=lambda n: n.lineno)
+    for node in nodes:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         for target in targets:
             key = _dotted_target(target)
@@ -104,6 +107,10 @@ def format_value(value: Any) -> str:
 
 
 def accepted_values(key: str, default: Any, choices: dict, ranges: dict) -> str:
+    if key == "MODEL.ARCHITECTURE":  # checked against the model registry, not CHOICES
+        from biapy_cls.models import available_architectures
+
+        return ", ".join(available_architectures())
     if key in choices:
         return ", ".join(format_value(v) for v in choices[key])
     if key in ranges:

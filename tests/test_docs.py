@@ -1,8 +1,12 @@
-"""The configuration reference is generated from the code and must be current."""
+"""The docs stay true: the configuration reference is current, YAML examples load, the README links every doc."""
 
 from __future__ import annotations
 
-from conftest import load_script
+import re
+
+import pytest
+
+from conftest import ROOT, load_script
 
 
 def test_configuration_reference_is_current():
@@ -35,6 +39,33 @@ def test_check_mode_detects_a_stale_file(tmp_path, capsys):
 def test_a_key_without_comment_is_reported(tmp_path):
     gen = load_script("gen_config_docs")
     source = tmp_path / "defaults.py"
-    source.write_text("_C = CN()\n_C.A = CN()\n# Documented.\n_C.A.B = 1\n_C.A.C = (\n    1,\n    2,\n)\n")
+    source.write_text("_C = CN()\n_C.A = CN()\n# Documented.\n_C.A.B = 1\n_C.A.C = (\n    1,\n    2,\n)\n"
+                      "if True:\n    # Nested.\n    _C.A.D = 2\n")
     entries = {e.key: e.comment for e in gen.parse_defaults(source)}
-    assert entries == {"A": "", "A.B": "Documented.", "A.C": ""}
+    assert entries == {"A": "", "A.B": "Documented.", "A.C": "", "A.D": "Nested."}
+
+
+def yaml_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", markdown, flags=re.S)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/quickstart.md"])
+def test_yaml_examples_in_the_docs_are_valid_configs(doc, tmp_path):
+    from biapy_cls.config import load_config
+
+    blocks = [b for b in yaml_blocks((ROOT / doc).read_text()) if "PROBLEM:" in b]
+    assert blocks, f"{doc} has no complete YAML example"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example_{i}.yaml"
+        path.write_text(block)
+        cfg, notices = load_config(path, [])
+        assert notices == [] and cfg.TEST.ENABLE
+
+
+def test_readme_links_to_every_doc():
+    readme = (ROOT / "README.md").read_text()
+    for doc in ("installation", "quickstart", "workflow", "configuration", "migrating_from_biapy", "docker",
+                "distributed", "troubleshooting", "benchmarks", "models"):
+        assert f"(docs/{doc}.md)" in readme
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        assert f"(docs/{doc.name})" in readme, f"README does not link {doc.name}"

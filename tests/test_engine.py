@@ -10,7 +10,7 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
-from biapy_cls.engine.checkpoint import load_checkpoint, save_checkpoint
+from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, set_threads
@@ -201,6 +201,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    best = tmp_path / "run-checkpoint-best.pth"
+    copy_checkpoint(path, best)  # best = last, without writing it twice
+    save_checkpoint(path, {"epoch": 3})  # replacing last leaves best as it was
+    assert load_checkpoint(best)["epoch"] == 1 and load_checkpoint(path)["epoch"] == 3
 
 
 def test_runtime_threads_and_precision():
@@ -212,3 +216,46 @@ def test_runtime_threads_and_precision():
         torch.set_num_threads(before)
     cpu = Runtime(torch.device("cpu"))
     assert all(amp_dtype(choice, cpu) is None for choice in ("auto", "bf16", "fp16", "none"))
+
+
+def test_workers_and_test_summary_follow_the_config():
+    from biapy_cls.workflow import num_workers, test_summary
+
+    cfg = get_cfg_defaults()
+    cfg.SYSTEM.NUM_CPUS, cfg.SYSTEM.NUM_WORKERS = 2, -1
+    assert num_workers(cfg) == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS
+    cfg.SYSTEM.NUM_WORKERS = 3
+    assert num_workers(cfg) == 3
+    metrics = {"accuracy": 0.5, "balanced_accuracy": 0.25, "f1_macro": 0.125, "roc_auc_macro": None}
+    assert test_summary(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
+    assert test_summary(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
+
+
+def test_mixed_precision_step_with_scaler_clipping_and_accumulation(tmp_path):
+    """The CUDA-only path (autocast, GradScaler, unscale before clipping, ACCUM_ITER) run on the CPU,
+    where PyTorch offers the same API: every optimizer step must still update the weights."""
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from biapy_cls.engine.losses import ClassificationLoss
+    from biapy_cls.engine.trainer import FitSetup, train_one_epoch
+    from biapy_cls.outputs import RunPaths
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)), torch.arange(24))
+    data.value_range = 1.0
+    loader = DataLoader(data, batch_size=4, sampler=DistributedSampler(data, 1, 0, shuffle=False))
+    model = torch.nn.Linear(8, 3)
+    cfg = get_cfg_defaults()
+    optimizer = build_optimizer(cfg, model)
+    steps = []
+    optimizer.register_step_post_hook(lambda *args: steps.append(1))
+    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer,
+                     schedule=LRSchedule(cfg, optimizer, 3), train_loader=loader, val_loader=None,
+                     prepare=lambda x, value_range, train: x, runtime=Runtime(torch.device("cpu")),
+                     paths=RunPaths.create(str(tmp_path), "j", 1, "c.yaml"), epochs=1, n_classes=3,
+                     early_stopping=EarlyStopping(), chart_every=1, checkpoint_payload=dict, accum_iter=2,
+                     clip_norm=0.5, amp_dtype=torch.bfloat16, scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+    before = model.weight.detach().clone()
+    row = train_one_epoch(setup, 0)
+    assert len(steps) == 3  # 6 batches, one optimizer step every 2
+    assert math.isfinite(row["train_loss"]) and not torch.equal(model.weight, before)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from biapy_cls.config import load_config
 from conftest import ROOT
+from test_report import assert_self_contained
 
 TEMPLATES = sorted((ROOT / "templates" / "classification").glob("*.yaml"))
 
@@ -69,7 +70,7 @@ def overrides_for(template: Path, digits: Path, volumes: Path) -> list[str]:
     three_d = raw["PROBLEM"]["NDIM"] == "3D"
     data = volumes if three_d else digits
     opts = ["DATA.TRAIN.PATH", data / "train", "DATA.TEST.PATH", data / "test", "TRAIN.EPOCHS", "1",
-            "DATA.N_CLASSES", "-1", "SYSTEM.NUM_WORKERS", "0"]
+            "DATA.N_CLASSES", "-1", "SYSTEM.NUM_WORKERS", "0", "AUGMENTOR.AUG_SAMPLES", "False"]  # samples: tested elsewhere
     if not raw["DATA"].get("VAL", {}).get("FROM_TRAIN", True):
         opts += ["DATA.VAL.PATH", data / "test"]
     if template.name == "2d_classification_rgb.yaml":  # grayscale digits as RGB, smaller to keep the test fast
@@ -88,3 +89,6 @@ def test_template_runs_one_epoch(template, tiny_digits, small_volumes, tmp_path,
     metrics = json.loads((results / "test_metrics.json").read_text())
     assert {c: metrics["per_class"][c]["support"] for c in metrics["per_class"]} == {c: N_TEST for c in CLASSES}
     assert (results / "predictions.csv").read_text().count("\n") == len(CLASSES) * N_TEST + 1
+    report = (results / "report.html").read_text()
+    assert_self_contained(report)
+    assert "<h2>Training</h2>" in report and "<h2>Confusion matrix</h2>" in report

@@ -105,3 +105,16 @@ def test_one_epoch_run_writes_logs_charts_and_tensorboard(tmp_path, small_digits
     assert {"loss/train_loss", "loss/val_loss", "accuracy/val_accuracy", "lr/lr"} <= set(tags)
     [scalar] = events.Scalars("loss/val_loss")
     assert scalar.step == 1 and scalar.value == pytest.approx(row["val_loss"], rel=1e-5)
+
+
+def test_reduceonplateau_needs_a_validation_set(tmp_path, small_digits_dir, run_biapy):
+    import shutil
+
+    for name in ("a", "b"):  # one image per class: nothing can be split off for validation
+        (tmp_path / "train" / name).mkdir(parents=True)
+        shutil.copy(next((small_digits_dir / "train" / "0_zero").iterdir()), tmp_path / "train" / name / "x.png")
+    cfg = digits_config(small_digits_dir, TRAIN={"LR_SCHEDULER": {"NAME": "reduceonplateau",
+                                                                  "REDUCEONPLATEAU_PATIENCE": 2}}, TEST={"ENABLE": False})
+    cfg["DATA"]["TRAIN"]["PATH"] = str(tmp_path / "train")
+    code, _, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "j")
+    assert code == 2 and "no validation set" in err and "reduceonplateau" in err

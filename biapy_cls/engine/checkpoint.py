@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 
 from biapy_cls import __version__
 from biapy_cls.errors import CheckpointError
+from biapy_cls.outputs import normal_file_mode
 
 FORMAT = "biapy-cls-checkpoint"
 
@@ -29,10 +31,27 @@ def save_checkpoint(path: Path, state: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
         torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def copy_checkpoint(src: Path, dst: Path) -> None:
+    """Make `dst` the same checkpoint as `src`, atomically: a hard link where the file system allows
+    (no second write of a possibly large file), otherwise a copy."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

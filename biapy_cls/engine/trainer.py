@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from biapy_cls.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from biapy_cls.engine.checkpoint import copy_checkpoint, rng_state, save_checkpoint, set_rng_state
 from biapy_cls.engine.losses import ClassificationLoss
 from biapy_cls.engine.optim import LRSchedule
 from biapy_cls.engine.runtime import Runtime, reduce_sum, unwrap
@@ -277,11 +277,12 @@ def fit(setup: FitSetup) -> dict:
                 board.epoch(row)
                 payload = {**setup.checkpoint_payload(), "model_state": unwrap(setup.model).state_dict(),
                            "training": training_state(setup, epoch)}
-                if improved:
-                    save_checkpoint(paths.best_checkpoint, payload)
                 save_checkpoint(paths.last_checkpoint, payload)
+                # The same file under other names: linked, not written again.
+                if improved:
+                    copy_checkpoint(paths.last_checkpoint, paths.best_checkpoint)
                 if setup.save_every > 0 and (epoch + 1) % setup.save_every == 0:
-                    save_checkpoint(paths.epoch_checkpoint(epoch + 1), payload)
+                    copy_checkpoint(paths.last_checkpoint, paths.epoch_checkpoint(epoch + 1))
                 if (epoch + 1) % setup.chart_every == 0:
                     plot_history(setup.history, paths.charts_dir, paths.run_name)
             if stopper.should_stop:

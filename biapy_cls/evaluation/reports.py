@@ -94,11 +94,16 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
     """One PNG per quantity: RUN_loss.png, RUN_<metric>.png for each metric, RUN_lr.png."""
     if not history:
         return
-    plt = _figure()
+    # matplotlib's object API without pyplot and a fixed layout: several times cheaper than
+    # pyplot + tight_layout, which matters because the charts are redrawn during training.
+    from matplotlib.figure import Figure
+
     charts_dir.mkdir(parents=True, exist_ok=True)
     epochs = [row["epoch"] for row in history]
     for stem, keys in history_curves(history).items():
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        fig = Figure(figsize=(6, 4), dpi=100)
+        fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.12)
+        ax = fig.subplots()
         for key in keys:
             values = [row.get(key) for row in history]
             if any(v is not None for v in values):
@@ -110,9 +115,7 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
         fig.savefig(charts_dir / f"{run_name}_{stem}.png")
-        plt.close(fig)
 
 
 def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
