@@ -1,14 +1,13 @@
-"""Augmentation pipeline vs simple_cnn training step, samples/s on the CPU, measured in one process.
+"""Data pipeline vs simple_cnn training step, samples/s on the CPU, measured in one process.
 
-The pipeline is the training batch function (unit scale -> every 2D AUGMENTOR transformation switched on,
-at DA_PROB -> normalisation); the step is forward, cross-entropy, backward and an AdamW update of
-simple_cnn. Both see the same batches (default 32 images of 32x32x1) and are timed alternately, in rounds
-of `--repeats` calls, so that load from other processes affects both alike; time is this process's CPU
-time (wall-clock with --wall) and the best round of each is reported (as timeit does: slower rounds
-measure the other processes). The pipeline must be at least 5x
-faster than the step.
+The pipeline is what feeds the model: reading (in memory, or lazily from PNG files with 0, 1 or 2
+DataLoader workers), unit scale, every 2D AUGMENTOR transformation switched on (at DA_PROB) and
+normalisation, i.e. `build_loader` + `make_prepare(...)(images, range, train=True)`. The step is forward,
+cross-entropy, backward and an AdamW update of simple_cnn on 32x32x1 batches. Pipelines and step are
+timed (wall clock: workers are other processes) in alternating rounds, so that load from other
+processes affects both alike. Issue 5: the augmentation must be at least 5x faster than the step.
 
-    python bench/augment_throughput.py [--batch 32] [--size 32] [--threads 1] [--rounds 5]
+    python bench/augment_throughput.py [--quick]          (run.py includes it in docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,67 +25,101 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from biapy_cls.config.defaults import get_cfg_defaults  # noqa: E402
 from biapy_cls.data.augment import OPS, Augmenter  # noqa: E402
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader  # noqa: E402
+from biapy_cls.data.discover import discover_labelled  # noqa: E402
 from biapy_cls.data.transforms import Normalizer  # noqa: E402
+from biapy_cls.engine.optim import build_optimizer  # noqa: E402
 from biapy_cls.engine.runtime import Runtime  # noqa: E402
 from biapy_cls.models import ModelSpec, build_model  # noqa: E402
 from biapy_cls.workflow import make_prepare  # noqa: E402
 
+BATCH = 32
 
-def timed(fn, repeats: int, clock=time.process_time) -> float:
-    """Seconds per call, after one warm-up call. The default clock is this process's CPU time, which
-    other processes on a busy machine disturb much less than wall-clock time (`--wall` uses that)."""
-    fn()
-    start = clock()
-    for _ in range(repeats):
-        fn()
-    return (clock() - start) / repeats
+
+def all_ops_cfg():
+    """Default config with every 2D AUGMENTOR transformation switched on."""
+    cfg = get_cfg_defaults()
+    cfg.AUGMENTOR.ENABLE = True
+    for name in OPS:
+        cfg.AUGMENTOR[name] = name != "ZFLIP"
+    return cfg
+
+
+def run(train_dir: Path, quick: bool) -> dict:
+    """{'step': samples/s, 'rows': [(pipeline, samples/s, ratio to the step)], 'augmentations': str}."""
+    torch.manual_seed(0)
+    cfg = all_ops_cfg()
+    augmenter = Augmenter(cfg)
+    prepare = make_prepare(Normalizer.from_cfg(cfg), augmenter, Runtime(torch.device("cpu")))
+    samples, _ = discover_labelled(str(train_dir), "DATA.TRAIN.PATH", "2D")
+    n = min(len(samples), 64 if quick else 256)
+    samples = samples.subset(list(range(n)))
+    spec = ImageSpec("2D", (32, 32), 1)
+
+    memory = build_dataset(samples, spec, True, "bench", threads=1)
+    batch_u8 = torch.from_numpy(memory.images[:BATCH])
+
+    def consume(loader) -> None:
+        for images, _, _ in loader:
+            prepare(images, loader.dataset.value_range, True)
+
+    def augment_only() -> None:
+        for _ in range(n // BATCH):
+            prepare(batch_u8, 255.0, True)
+
+    pipelines = {"augmentation + normalisation of a stored batch": augment_only,
+                 "in memory: loader + augmentation + normalisation": build_loader(memory, BATCH, True, 0, 0, False)}
+    lazy = build_dataset(samples, spec, False, "bench")
+    for workers in (0, 1, 2):
+        pipelines[f"lazy (PNG files), {workers} worker(s): read + augmentation + normalisation"] = build_loader(
+            lazy, BATCH, True, 0, workers, False)
+
+    model = build_model(ModelSpec("simple_cnn", "2D", 1, 10, (32, 32)), cfg.MODEL)
+    optimizer = build_optimizer(cfg, model)
+    inputs, labels = prepare(batch_u8, 255.0, True), torch.randint(0, 10, (BATCH,))
+    step_batches = 2 if quick else 4
+
+    def step() -> None:
+        for _ in range(step_batches):
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+            optimizer.step()
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn() if callable(fn) else consume(fn)
+        return time.perf_counter() - start
+
+    for fn in (step, *pipelines.values()):
+        timed(fn)  # warm-up: worker start-up, first allocations
+    rates: dict[str, list[float]] = {name: [] for name in ("step", *pipelines)}
+    for _ in range(2 if quick else 5):
+        rates["step"].append(step_batches * BATCH / timed(step))
+        for name, fn in pipelines.items():
+            rates[name].append(n / timed(fn))
+    step_rate = statistics.median(rates["step"])
+    rows = [(name, statistics.median(rates[name]), statistics.median(rates[name]) / step_rate) for name in pipelines]
+    return {"step": step_rate, "rows": rows, "augmentations": augmenter.describe(), "images": n}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--wall", action="store_true", help="time wall-clock instead of CPU time")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    from make_example_data import main as make_data  # scripts/, put on the path by run.py's helper
 
-    cfg = get_cfg_defaults()
-    cfg.AUGMENTOR.ENABLE = True
-    for name in OPS:
-        cfg.AUGMENTOR[name] = name != "ZFLIP"  # every 2D transformation
-    augmenter = Augmenter(cfg)
-    prepare = make_prepare(Normalizer.from_cfg(cfg), augmenter, Runtime(torch.device("cpu")))
-    images = torch.randint(0, 256, (args.batch, 1, args.size, args.size), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (args.batch,))
-
-    model = build_model(ModelSpec("simple_cnn", "2D", 1, 10, (args.size, args.size)), cfg.MODEL)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    inputs = prepare(images, 255.0, True)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
-        optimizer.step()
-
-    pipeline_rates, step_rates = [], []
-    for _ in range(args.rounds):
-        clock = time.perf_counter if args.wall else time.process_time
-        pipeline_rates.append(args.batch / timed(lambda: prepare(images, 255.0, True), args.repeats, clock))
-        step_rates.append(args.batch / timed(step, args.repeats, clock))
-    pipe, train = max(pipeline_rates), max(step_rates)
-    print(f"augmentations: {augmenter.describe()}")
-    print(f"batch {args.batch} x 1 x {args.size} x {args.size}, {args.threads} thread(s), "
-          f"{'wall-clock' if args.wall else 'CPU'} time, best of {args.rounds} rounds")
-    print(f"augmentation pipeline: {pipe:,.0f} samples/s")
-    print(f"simple_cnn training step: {train:,.0f} samples/s")
-    print(f"ratio: {pipe / train:.1f}x (must be >= 5x); median rounds: "
-          f"{statistics.median(pipeline_rates):,.0f} vs {statistics.median(step_rates):,.0f} samples/s")
-    return 0 if pipe >= 5 * train else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        make_data([tmp, "--limit", "30"])
+        result = run(Path(tmp) / "train", args.quick)
+    print(f"augmentations: {result['augmentations']}")
+    print(f"simple_cnn training step: {result['step']:,.0f} samples/s")
+    for name, rate, ratio in result["rows"]:
+        print(f"{name}: {rate:,.0f} samples/s = {ratio:.1f}x the step")
+    return 0 if result["rows"][0][2] >= 5 else 1
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     sys.exit(main())

@@ -39,6 +39,7 @@ from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
+from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
 
 log = logging.getLogger("biapy_cls")
@@ -91,10 +92,12 @@ def run_from_args(args: argparse.Namespace) -> None:
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
-    """The data plan, and the checkpoint a test-only run predicts with."""
+    """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
     if cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
+        if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
+            checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
     else:
         checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
         spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})
@@ -144,7 +147,7 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
                        resume: bool = False) -> None:
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
-    if checkpoint is not None:
+    if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
         model = build_model(model_spec, CN(CN.load_cfg(checkpoint["model_cfg"])))
@@ -153,6 +156,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
         normalizer = Normalizer.from_cfg(cfg)
         model = build_model(model_spec, cfg.MODEL)
+        if cfg.TRAIN.ENABLE:
+            start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     model.to(runtime.device)
     if runtime.cuda:
         model = model.to(memory_format=torch.channels_last) if plan.spec.ndim == "2D" else model
@@ -186,6 +191,17 @@ def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
         message += f"; TRAIN.LR_SCALING linear: learning rate {cfg.TRAIN.LR:g}"
     log.info(message + ".")
     return cfg
+
+
+def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: ModelSpec, checkpoint: dict | None,
+                  resume: bool) -> None:
+    """Initial weights for training (a checkpoint to fine-tune, or timm weights), then frozen layers.
+    A resumed run gets its weights from its last checkpoint instead, but the same layers frozen."""
+    if not resume and checkpoint is not None:
+        load_fine_tune(model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS)
+    elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
+        load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
+    freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -262,8 +278,9 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
-    log.info(f"Training finished in {time.perf_counter() - start:.1f} s; best {setup.early_stopping.monitor} "
-             f"{setup.early_stopping.best:.4f} at epoch {setup.early_stopping.best_epoch}.")
+    stopper = setup.early_stopping
+    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does

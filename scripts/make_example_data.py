@@ -9,6 +9,12 @@
     data/digits/train/0_zero/digit_0000.png ...   data/digits/test/9_nine/digit_1796.png
 
 Class folders are named "<digit>_<word>" so that their natural order is the digits' order.
+
+    python scripts/make_example_data.py data/digits3d --3d --depth 16
+
+writes volumetric digits instead: each digit extruded along z into a (depth, size, size) uint8 tif
+stack, every slice shifted by up to 2 pixels and scaled in intensity (0.7-1.0) at random (seeded), so
+that the slices differ as in a real stack. Same train/test class tree.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ def digits_images(size: int) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target.astype(np.int64)
 
 
+def extrude(image: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
+    """(depth, y, x) volume: `image` repeated along z with per-slice shift and intensity jitter."""
+    volume = np.empty((depth, *image.shape), dtype=np.uint8)
+    for z in range(depth):
+        dy, dx = rng.integers(-2, 3, size=2)
+        shifted = np.roll(image, (int(dy), int(dx)), axis=(0, 1))
+        volume[z] = np.clip(shifted.astype(np.float32) * rng.uniform(0.7, 1.0), 0, 255).astype(np.uint8)
+    return volume
+
+
 def write_image(path: Path, image: np.ndarray, fmt: str) -> None:
     if fmt == "npy":
         np.save(path.with_suffix(".npy"), image)
@@ -55,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=["png", "tif", "npy", "bmp", "jpg"], default="png", help="file format")
     parser.add_argument("--copies", type=int, default=1, help="write the training set this many times (for scaling tests)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images of each class (0 = all)")
+    parser.add_argument("--3d", dest="volumes", action="store_true",
+                        help="write 3D volumes (tif stacks, z,y,x): each digit extruded along z with per-slice jitter")
+    parser.add_argument("--depth", type=int, default=16, help="slices of each 3D volume (default 16)")
     args = parser.parse_args(argv)
+    if args.volumes and args.format not in ("tif", "npy", "png"):
+        parser.error("--3d writes tif (default) or npy volumes")
+    fmt = ("npy" if args.format == "npy" else "tif") if args.volumes else args.format
 
     from sklearn.model_selection import train_test_split
 
@@ -69,15 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         index = np.concatenate([np.flatnonzero(labels == k)[: args.limit] for k in range(10)])
     train_idx, test_idx = train_test_split(index, test_size=args.test_fraction, stratify=labels[index],
                                            random_state=args.seed)
+    rng = np.random.default_rng(args.seed)
     for split, chosen, copies in (("train", train_idx, args.copies), ("test", test_idx, 1)):
         for name in CLASS_NAMES:
             (out / split / name).mkdir(parents=True, exist_ok=True)
         for copy in range(copies):
             suffix = f"_copy{copy}" if copies > 1 else ""
             for i in sorted(chosen):
-                write_image(out / split / CLASS_NAMES[labels[i]] / f"digit_{i:04d}{suffix}", images[i], args.format)
-    print(f"Wrote {len(train_idx) * args.copies} training and {len(test_idx)} test images ({args.size}x{args.size} "
-          f"{args.format}) to {out}/train and {out}/test.")
+                image = extrude(images[i], args.depth, rng) if args.volumes else images[i]
+                write_image(out / split / CLASS_NAMES[labels[i]] / f"digit_{i:04d}{suffix}", image, fmt)
+    shape = f"{args.depth}x{args.size}x{args.size}" if args.volumes else f"{args.size}x{args.size}"
+    print(f"Wrote {len(train_idx) * args.copies} training and {len(test_idx)} test {'volumes' if args.volumes else 'images'} "
+          f"({shape} {fmt}) to {out}/train and {out}/test.")
     return 0
 
 

@@ -223,3 +223,22 @@ def test_affine_geometry_is_in_pixels_whatever_the_aspect_ratio():
     shifted = run(only("SHIFT", SHIFT_RANGE=(0.25, 0.25), AFFINE_MODE="wrap"), x)  # 3 rows and 5 columns
     for orig, out in zip(x, shifted):
         assert any(torch.allclose(out, orig.roll((dy, dx), dims=(-2, -1)), atol=1e-5) for dy in (-3, 3) for dx in (-5, 5))
+
+
+def test_median_networks_select_the_median_of_every_ordering():
+    import itertools
+
+    from biapy_cls.data.augment import MEDIAN_NETWORKS, _median_1d
+
+    for size, network in MEDIAN_NETWORKS.items():
+        for order in itertools.permutations(range(size)):
+            values = list(order)
+            for a, b in network:
+                values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
+            assert values[size // 2] == size // 2, (size, order)
+    x = torch.rand(4, 2, 9, 11)
+    sizes = torch.tensor([3, 5, 7, 9])  # 9 uses the general sorting network; smaller windows inside it
+    got = _median_1d(x, sizes, -1)
+    for i, k in enumerate(sizes.tolist()):
+        padded = torch.nn.functional.pad(x[i : i + 1], [k // 2, k // 2, 0, 0], mode="replicate")
+        assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)

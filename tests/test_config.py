@@ -85,7 +85,7 @@ def test_wrong_type_names_key_and_value(tmp_path):
     ("TRAIN.LR", "-0.1", "TRAIN.LR is -0.1"),
     ("DATA.VAL.SPLIT_TRAIN", "1.5", "DATA.VAL.SPLIT_TRAIN is 1.5"),
     ("PROBLEM.NDIM", "4D", "PROBLEM.NDIM is '4D'"),
-    ("MODEL.ARCHITECTURE", "resnet", "Valid: simple_cnn"),
+    ("MODEL.ARCHITECTURE", "resnet", "simple_cnn, vit"),
     ("DATA.PATCH_SIZE", "(32, 32)", "needs 3 positive integers"),
     ("TRAIN.OPTIMIZER", "RMSPROP", "accepted values: 'SGD', 'ADAM', 'ADAMW'"),
 ])

@@ -229,3 +229,33 @@ def test_workers_and_test_summary_follow_the_config():
     metrics = {"accuracy": 0.5, "balanced_accuracy": 0.25, "f1_macro": 0.125, "roc_auc_macro": None}
     assert test_summary(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
     assert test_summary(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
+
+
+def test_mixed_precision_step_with_scaler_clipping_and_accumulation(tmp_path):
+    """The CUDA-only path (autocast, GradScaler, unscale before clipping, ACCUM_ITER) run on the CPU,
+    where PyTorch offers the same API: every optimizer step must still update the weights."""
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from biapy_cls.engine.losses import ClassificationLoss
+    from biapy_cls.engine.trainer import FitSetup, train_one_epoch
+    from biapy_cls.outputs import RunPaths
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)), torch.arange(24))
+    data.value_range = 1.0
+    loader = DataLoader(data, batch_size=4, sampler=DistributedSampler(data, 1, 0, shuffle=False))
+    model = torch.nn.Linear(8, 3)
+    cfg = get_cfg_defaults()
+    optimizer = build_optimizer(cfg, model)
+    steps = []
+    optimizer.register_step_post_hook(lambda *args: steps.append(1))
+    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer,
+                     schedule=LRSchedule(cfg, optimizer, 3), train_loader=loader, val_loader=None,
+                     prepare=lambda x, value_range, train: x, runtime=Runtime(torch.device("cpu")),
+                     paths=RunPaths.create(str(tmp_path), "j", 1, "c.yaml"), epochs=1, n_classes=3,
+                     early_stopping=EarlyStopping(), chart_every=1, checkpoint_payload=dict, accum_iter=2,
+                     clip_norm=0.5, amp_dtype=torch.bfloat16, scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+    before = model.weight.detach().clone()
+    row = train_one_epoch(setup, 0)
+    assert len(steps) == 3  # 6 batches, one optimizer step every 2
+    assert math.isfinite(row["train_loss"]) and not torch.equal(model.weight, before)

@@ -92,6 +92,7 @@ def test_predict_over_a_loader_keeps_dataset_order():
 def test_cli_test_only_run_with_tta_writes_other_probabilities(tmp_path, small_digits_dir, run_biapy):
     cfg = digits_config(small_digits_dir, AUGMENTOR={"ENABLE": True, "HFLIP": True, "ELASTIC": True, "AUG_NUM_SAMPLES": 3})
     cfg["TRAIN"]["EPOCHS"] = 1
+    cfg["DATA"]["NORMALIZATION"] = {"TYPE": "zero_mean_unit_variance", "MEASURE_BY": "dataset"}
     config = write_yaml(tmp_path / "c.yaml", cfg)
     assert run_biapy("--config", config, "--result_dir", tmp_path, "--name", "plain")[0] == 0  # tests without TTA
     assert (tmp_path / "plain" / "results" / "plain_1" / "aug" / "plain_1_aug_samples.png").is_file()
@@ -100,6 +101,9 @@ def test_cli_test_only_run_with_tta_writes_other_probabilities(tmp_path, small_d
                                "PATHS.CHECKPOINT_FILE", checkpoint, "TEST.AUGMENTATION", "True")
     assert code == 0, err
     assert "test-time augmentation" in out
+    stats = torch.load(checkpoint, weights_only=True)["normalizer"]  # measured once on the training set
+    assert 0 < stats["mean"] < 255 and stats["std"] > 1
+    assert f"(mean {stats['mean']:g}, std {stats['std']:g})" in out  # and used by the test-only run
     plain = pd.read_csv(tmp_path / "plain" / "results" / "plain_1" / "predictions.csv")
     tta = pd.read_csv(tmp_path / "tta" / "results" / "tta_1" / "predictions.csv")
     assert plain["filename"].tolist() == tta["filename"].tolist()

@@ -7,6 +7,7 @@ Checks that need the data (class count, channels) happen when the data is read.
 from __future__ import annotations
 
 import math
+import re
 
 from yacs.config import CfgNode as CN
 
@@ -27,6 +28,7 @@ CHOICES = {
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
     "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
+    "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
     "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
     "TRAIN.CHECKPOINT_MONITOR": ["val_loss", "val_accuracy", "val_f1"],
@@ -226,6 +228,24 @@ def _check_normalization(cfg: CN, errors: list[str]) -> None:
                       f"({clip.UPPER_PERC}).")
 
 
+def _check_model(model: CN, errors: list[str]) -> None:
+    """ViT sizes (-1 = auto), and the regular expressions of FREEZE_LAYERS_MATCHING."""
+    for key in ("VIT_TOKEN_SIZE", "VIT_EMBED_DIM", "VIT_NUM_LAYERS", "VIT_NUM_HEADS"):
+        if model[key] != -1 and model[key] < 1:
+            errors.append(f"MODEL.{key} is {model[key]}; it must be -1 (chosen for the patch size) or at least 1.")
+    if model.VIT_EMBED_DIM > 0 and model.VIT_NUM_HEADS > 0 and model.VIT_EMBED_DIM % model.VIT_NUM_HEADS:
+        errors.append(f"MODEL.VIT_NUM_HEADS ({model.VIT_NUM_HEADS}) must divide MODEL.VIT_EMBED_DIM "
+                      f"({model.VIT_EMBED_DIM}): each head gets an equal share of the width.")
+    for key in ("VIT_MLP_RATIO", "VIT_NORM_EPS"):
+        if not model[key] > 0:
+            errors.append(f"MODEL.{key} is {model[key]}; it must be greater than 0.")
+    for pattern in model.FREEZE_LAYERS_MATCHING:
+        try:
+            re.compile(str(pattern))
+        except re.error as err:
+            errors.append(f"MODEL.FREEZE_LAYERS_MATCHING: {pattern!r} is not a valid regular expression ({err}).")
+
+
 def check_config(cfg: CN) -> list[str]:
     """Validate `cfg` in place (normalising spellings); raise ConfigError listing every problem."""
     from biapy_cls.models import available_architectures, normalize_architecture
@@ -282,6 +302,7 @@ def check_config(cfg: CN) -> list[str]:
         )
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
+    _check_model(cfg.MODEL, errors)
     if cfg.LOSS.TYPE == "":
         cfg.LOSS.TYPE = "CE"
 

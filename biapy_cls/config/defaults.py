@@ -234,11 +234,31 @@ _C.AUGMENTOR.GAUSSIAN_NOISE_PROB = -1.0
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Network: simple_cnn (case-insensitive).
+# Network, 2D or 3D: simple_cnn, vit, efficientnet_b0 ... efficientnet_b7 (case-insensitive; EfficientNetB0 too).
 _C.MODEL.ARCHITECTURE = "simple_cnn"
 # Dropout before the classification head (first value used).
 _C.MODEL.DROPOUT_VALUES = [0.2]
-# Start from a checkpoint: PATHS.CHECKPOINT_FILE, or this job's own (see LOAD_CHECKPOINT_EPOCH); needed to test without training.
+# ViT base size: custom (the VIT_* keys below) or the sizes of vit_base_patch16, vit_large_patch16, vit_huge_patch14.
+_C.MODEL.VIT_MODEL = "custom"
+# ViT token (patch) side in pixels; -1 = auto: chosen for DATA.PATCH_SIZE (e.g. 4 for 32x32) and logged.
+_C.MODEL.VIT_TOKEN_SIZE = -1
+# ViT embedding width; -1 = auto (128 for patches up to 64 pixels, 256 up to 160, else 384).
+_C.MODEL.VIT_EMBED_DIM = -1
+# ViT transformer layers; -1 = auto (4, 6 or 8 by patch size).
+_C.MODEL.VIT_NUM_LAYERS = -1
+# ViT attention heads (must divide VIT_EMBED_DIM); -1 = auto (4 or 6, a divisor of the width).
+_C.MODEL.VIT_NUM_HEADS = -1
+# ViT MLP width as a multiple of VIT_EMBED_DIM.
+_C.MODEL.VIT_MLP_RATIO = 4.0
+# Epsilon of the ViT's layer normalisation.
+_C.MODEL.VIT_NORM_EPS = 1.0e-6
+# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted to the channels, mismatched head skipped; never downloaded.
+_C.MODEL.PRETRAINED_WEIGHTS = ""
+# When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for another class count.
+_C.MODEL.SKIP_UNMATCHED_LAYERS = False
+# Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not trained.
+_C.MODEL.FREEZE_LAYERS_MATCHING = []
+# Start from a checkpoint: PATHS.CHECKPOINT_FILE, or this job's own (see LOAD_CHECKPOINT_EPOCH); needed to test without training, and fine-tunes with TRAIN.ENABLE.
 _C.MODEL.LOAD_CHECKPOINT = False
 # Which of this job's checkpoints to load when PATHS.CHECKPOINT_FILE is empty: best_on_val or last_on_train.
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"

@@ -1,2 +1,2 @@
 """Data: class folders (discover.py), file readers (io.py), datasets and loaders (dataset.py),
-normalisation and augmentation on batches (transforms.py)."""
+normalisation (transforms.py) and augmentation (augment.py, samples: aug_samples.py) on batches."""

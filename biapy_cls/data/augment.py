@@ -57,14 +57,14 @@ def _gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
 
 def _separable(x: torch.Tensor, kernels: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
     """Filter each image of `x` (n, C, *spatial) with its own 1D kernel along each of `axes` (counted in
-    spatial dims; edges replicated). Unfold + einsum: about twice as fast as a grouped conv on CPU."""
+    spatial dims; edges replicated). Unfold, multiply, sum: several times faster than a grouped conv on CPU."""
     size, spatial = kernels.shape[1], x.ndim - 2
     kernels = kernels.to(x.dtype)
     for axis in axes:
         pad = [0, 0] * spatial
         pad[2 * (spatial - 1 - axis)] = pad[2 * (spatial - 1 - axis) + 1] = size // 2
         padded = F.pad(x, pad, mode="replicate")
-        x = torch.einsum("nc...k,nk->nc...", padded.unfold(2 + axis, size, 1), kernels)
+        x = (padded.unfold(2 + axis, size, 1) * kernels.view(-1, *[1] * (spatial + 1), size)).sum(-1)
     return x
 
 
@@ -92,8 +92,11 @@ def _median_1d(x: torch.Tensor, sizes: torch.Tensor, axis: int) -> torch.Tensor:
     values = [padded.narrow(axis, i, length) for i in range(size)]
     for i in range(size):
         outside = (sizes // 2 < abs(i - size // 2)).view(-1, 1, 1, 1)
-        if outside.any():
-            values[i] = values[i].masked_fill(outside, -math.inf if i < size // 2 else math.inf)
+        if outside.any():  # a min/max with a per-image bound of -inf or +inf: cheaper than masked_fill
+            if i < size // 2:
+                values[i] = torch.minimum(values[i], torch.where(outside, -math.inf, math.inf).to(x.dtype))
+            else:
+                values[i] = torch.maximum(values[i], torch.where(outside, math.inf, -math.inf).to(x.dtype))
     for a, b in MEDIAN_NETWORKS.get(size) or _transposition_network(size):
         values[a], values[b] = torch.minimum(values[a], values[b]), torch.maximum(values[a], values[b])
     return values[size // 2]
@@ -124,6 +127,7 @@ class Augmenter:
         self.affine_fill = FILL_MODES[aug.AFFINE_MODE]
         self.elastic_fill = FILL_MODES[aug.E_MODE]
         self._motion_bank: torch.Tensor | None = None
+        self._elastic_cache: dict = {}  # (H, W, device) -> smoothing transfer function, pixel scale
 
     def __bool__(self) -> bool:
         return bool(self.ops)
@@ -206,13 +210,17 @@ class Augmenter:
         by FFT, which wraps around the borders: harmless for noise, and far cheaper than a wide conv."""
         aug = self.aug
         n, (h, w) = x.shape[0], x.shape[-2:]
+        key = (h, w, x.device)
+        if key not in self._elastic_cache:
+            fy = torch.fft.fftfreq(h, device=x.device)[:, None]
+            fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
+            transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))  # Gaussian's FT
+            scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
+            self._elastic_cache[key] = (transfer, scale)
+        transfer, scale = self._elastic_cache[key]
         noise = torch.rand(n, 2, h, w, device=x.device) * 2 - 1
-        fy = torch.fft.fftfreq(h, device=x.device)[:, None]
-        fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
-        transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))  # Gaussian's FT
         field = torch.fft.irfft2(torch.fft.rfft2(noise) * transfer, s=(h, w))
         alpha = _uniform(n, aug.E_ALPHA, x.device).view(n, 1, 1, 1)
-        scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
         return (field * alpha).permute(0, 2, 3, 1) * scale
 
     def _sample(self, x: torch.Tensor, theta: torch.Tensor, field: torch.Tensor | None, fill: str) -> torch.Tensor:

@@ -51,6 +51,8 @@ def read_file(path: Path) -> np.ndarray:
             # NIfTI stores (x, y, z[, c]); we work in (z, y, x[, c]).
             arr = np.asarray(nibabel.load(str(path)).dataobj)
             arr = np.swapaxes(arr, 0, 2) if arr.ndim >= 3 else arr
+        elif name.endswith((".png", ".jpg", ".jpeg", ".bmp")):
+            arr = _read_with_pillow(path)
         else:
             import imageio.v3 as iio
 
@@ -68,6 +70,19 @@ def read_file(path: Path) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"The image '{path}' has complex values ({arr.dtype}); convert it to a real-valued image.")
     return arr
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    """PNG/JPEG/BMP through Pillow directly: 3x faster per small image than imageio.v3.imread, whose plugin
+    lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode == "P":
+            image = image.convert(image.palette.mode)
+        elif image.format == "PNG" and image.mode == "I":
+            image = image.convert("I;16")
+        return np.asarray(image)
 
 
 def _squeeze_leading(arr: np.ndarray, target_ndim: int) -> np.ndarray:

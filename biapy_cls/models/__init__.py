@@ -18,7 +18,11 @@ from biapy_cls.errors import ConfigError
 _BUILDERS: dict[str, Callable] = {}
 # Architectures and the module that defines each; modules are imported only when their model is built
 # so that importing one backbone library (timm, MONAI) never slows down another.
-_MODULES = {"simple_cnn": "biapy_cls.models.simple_cnn"}
+_MODULES = {
+    "simple_cnn": "biapy_cls.models.simple_cnn",
+    "vit": "biapy_cls.models.vit",
+    **{f"efficientnet_b{i}": "biapy_cls.models.efficientnet" for i in range(8)},
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def available_architectures() -> list[str]:
 def normalize_architecture(name: str) -> str:
     """BiaPy spells architectures in any case (ViT, EfficientNetB0, simple_cnn)."""
     key = name.strip().lower().replace("-", "_")
-    if key.startswith("efficientnetb"):
+    if key.startswith("efficientnetb"):  # BiaPy's spelling: EfficientNetB0
         key = "efficientnet_b" + key[len("efficientnetb"):]
     return key
 

@@ -4,6 +4,10 @@ Three stages of two 3x3(x3) convolutions with batch normalisation and ReLU, each
 max-pooling along every axis still long enough to pool; then global average pooling, dropout and one
 linear layer. Unlike BiaPy's simple_cnn it ends in logits (the loss applies the softmax) and works for
 any input size, anisotropic volumes included.
+
+In 3D the first stage is one stride-2 convolution instead of two full-resolution ones: a volume has
+many times the voxels of an image of the same side, and full-resolution 3D convolutions made BiaPy's 3D
+simple_cnn take 20 minutes for 10 epochs on 16x32x32 volumes; the stride-2 stem is about 10x cheaper.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ class SimpleCNN(nn.Module):
         size = list(spec.spatial)
         layers: list[nn.Module] = []
         channels = spec.in_channels
-        for width in widths:
+        for stage, width in enumerate(widths):
+            if stage == 0 and spec.ndim == "3D":
+                stride = tuple(2 if s >= 4 else 1 for s in size)
+                layers += [conv(channels, width, 3, stride=stride, padding=1, bias=False), norm(width), nn.ReLU(inplace=True)]
+                channels, size = width, [-(-s // st) for s, st in zip(size, stride)]
+                continue
             for _ in range(2):
                 layers += [conv(channels, width, 3, padding=1, bias=False), norm(width), nn.ReLU(inplace=True)]
                 channels = width

@@ -1,0 +1,217 @@
+"""All benchmarks of issue 8 in one run, on the CPU; writes their tables into docs/benchmarks.md.
+
+    python bench/run.py                 # full run, under 10 minutes on 2 shared cores
+    python bench/run.py --quick         # smoke test of every section, about a minute
+    python bench/run.py --output x.md   # write somewhere else
+
+Sections: 1. engine overhead (bench/engine_overhead.py), 2. data pipeline (bench/augment_throughput.py),
+3. scaling and 4. start-up (bench/scaling.py), 5. TTA cost. The generated part of the output file is the
+text between `<!-- bench/run.py begin -->` and `<!-- bench/run.py end -->`; text outside it is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import torch  # noqa: E402
+
+import augment_throughput  # noqa: E402
+import engine_overhead  # noqa: E402
+import scaling  # noqa: E402
+
+BEGIN, END = "<!-- bench/run.py begin -->", "<!-- bench/run.py end -->"
+TARGET_RATIO = 0.95
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_lines(threads: int) -> list[str]:
+    import timm
+
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return [
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores; load average {load:.1f} when the run started",
+        f"- Versions: Python {platform.python_version()}, torch {torch.__version__}, timm {timm.__version__}",
+        f"- PyTorch threads: {threads} (both sides of every comparison)",
+    ]
+
+
+def replace_block(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Write `block` between the markers in `path`, keeping any text around them."""
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + begin + "\n" + block + "\n" + end + rest.split(end, 1)[1]
+    else:
+        text = (text or "# Benchmarks\n\n") + f"{begin}\n{block}\n{end}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def ok(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def engine_section(rows: list[dict], notes: list[str], batches: dict) -> list[str]:
+    lines = ["## 1. Engine overhead: project path / bare PyTorch loop", "",
+             "Project: `.npy` files -> `InMemoryDataset` -> `build_loader` -> `make_prepare` (unit scale, default "
+             "per-image normalisation) -> `train_one_epoch` / `predict`. Bare: the same images already normalised "
+             "in one tensor, a slice per batch; same model weights, batch size, optimizer (AdamW) and thread. "
+             "Samples per CPU-second of this process, medians of alternating rounds (A B, B A, ...); the ratio is "
+             "the median of the per-round ratios. 2D 32x32x1, 3D 16x32x32x1; batch "
+             + ", ".join(f"{k} {v}" for k, v in batches.items()) + ".", "",
+             "| model | dims | images/round | train project | train bare | train ratio | inference project | "
+             "inference bare | inference ratio | >= 0.95 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        t, i = r["train"], r["inference"]
+        lines.append(f"| {r['model']} | {r['ndim']} | {r['n']} | {t.project:,.1f} | {t.bare:,.1f} | {t.ratio:.3f} | "
+                     f"{i.project:,.1f} | {i.bare:,.1f} | {i.ratio:.3f} | "
+                     f"{ok(t.ratio >= TARGET_RATIO and i.ratio >= TARGET_RATIO)} |")
+    lines += [""] + [f"- {note}" for note in notes]
+    return lines
+
+
+def pipeline_section(result: dict) -> list[str]:
+    lines = ["## 2. Data pipeline / simple_cnn training step", "",
+             f"Every 2D AUGMENTOR transformation on ({result['augmentations']}), then the default normalisation; "
+             f"{result['images']} digits (32x32 PNG), batch 32; wall clock, alternating rounds, medians. "
+             f"simple_cnn training step (forward, loss, backward, AdamW): **{result['step']:,.0f} samples/s**. "
+             "Issue 5 target: augmentation >= 5x the step.", "",
+             "| pipeline | samples/s | x training step |", "|---|---:|---:|"]
+    lines += [f"| {name} | {rate:,.0f} | {ratio:.1f} |" for name, rate, ratio in result["rows"]]
+    return lines
+
+
+def scaling_section(rows: list[dict], quick: bool) -> list[str]:
+    mib = 2**20
+    lines = ["## 3. Scaling with the dataset size", "",
+             "Copies of the digits training set (`make_example_data.py --copies`), one fresh process per case: "
+             "build the dataset, one epoch of simple_cnn (batch 32, lazy with 0 workers so that all memory is in "
+             "the process). Peak = VmHWM; 'growth' = peak after the epoch - peak before building the dataset "
+             "and after one warm-up training step (the process holds ~0.5 GiB of PyTorch before any data)."
+             + (" --quick runs the cases in parallel: epoch times are not comparable." if quick else ""), "",
+             "| copies | images | IN_MEMORY | stored bytes/image | raw pixel bytes/image | stored/raw | peak MiB | "
+             "growth MiB | load s | epoch s |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        per = r["stored_bytes"] / r["images"] if r["in_memory"] else 0
+        raw = r["raw_bytes"] / r["images"]
+        stored = f"{per:,.0f}" if r["in_memory"] else "0 (read per batch)"
+        ratio = f"{per / raw:.2f}" if r["in_memory"] else "-"
+        lines.append(f"| {r['copies']} | {r['images']} | {r['in_memory']} | {stored} | {raw:,.0f} | {ratio} | "
+                     f"{r['peak'] / mib:,.0f} | {(r['peak'] - r['peak_before']) / mib:,.1f} | {r['load_s']:.2f} | "
+                     f"{r['epoch_s']:.2f} |")
+    return lines
+
+
+def startup_section(result: dict) -> list[str]:
+    lines = ["## 4. Start-up (wall time, fresh processes, medians)", "", "| command | seconds |", "|---|---:|",
+             f"| `python -m biapy_cls --help` | {result['help']:.2f} |"]
+    if result["script_help"] is not None:
+        lines.append(f"| `biapy --help` (installed console script) | {result['script_help']:.2f} |")
+    lines.append(f"| test-only run from a checkpoint ({result['test_images']} test images, TRAIN.ENABLE False) | "
+                 f"{result['test_only']:.2f} |")
+    return lines
+
+
+def tta_section(result: dict) -> list[str]:
+    return ["## 5. Test-time augmentation cost", "",
+            "simple_cnn, 2D 32x32x1, `predict` with and without TEST.AUGMENTATION (8 views in one forward pass); "
+            "samples per CPU-second, alternating rounds.", "",
+            "| TEST.AUGMENTATION | samples/s |", "|---|---:|",
+            f"| False | {result['without']:,.1f} |", f"| True | {result['with']:,.1f} |", "",
+            f"TTA costs {result['cost']:.1f}x the time of plain inference (8 views: ~8x expected)."]
+
+
+def targets_section(engine_rows, scaling_rows, start) -> list[str]:
+    lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    if engine_rows:
+        worst_t = min(engine_rows, key=lambda r: r["train"].ratio)
+        worst_i = min(engine_rows, key=lambda r: r["inference"].ratio)
+        lines.append(f"| engine training >= 0.95 of bare, every model | lowest {worst_t['train'].ratio:.3f} "
+                     f"({worst_t['model']} {worst_t['ndim']}) | {ok(worst_t['train'].ratio >= TARGET_RATIO)} |")
+        lines.append(f"| inference >= 0.95 of bare | lowest {worst_i['inference'].ratio:.3f} "
+                     f"({worst_i['model']} {worst_i['ndim']}) | {ok(worst_i['inference'].ratio >= TARGET_RATIO)} |")
+    memory = [r for r in scaling_rows if r["in_memory"]]
+    lazy = [r for r in scaling_rows if not r["in_memory"]]
+    if memory:
+        worst = max(r["stored_bytes"] / r["raw_bytes"] for r in memory)
+        lines.append(f"| in-memory storage <= 1.1x raw pixel bytes | {worst:.2f}x | {ok(worst <= 1.1)} |")
+    if lazy:
+        growth = [(r["peak"] - r["peak_before"]) / 2**20 for r in lazy]
+        flat = max(growth) - min(growth) < 32
+        lines.append(f"| lazy memory independent of dataset size | growth {min(growth):.1f}-{max(growth):.1f} MiB "
+                     f"for {lazy[0]['images']}-{lazy[-1]['images']} images | {ok(flat)} |")
+    if start:
+        helps = [t for t in (start["help"], start["script_help"]) if t is not None]
+        lines.append(f"| `biapy --help` < 1 s | {max(helps):.2f} s | {ok(max(helps) < 1)} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: every section, tiny sizes (~1 minute)")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to write")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1: steadier on a shared CPU)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    quick = args.quick
+
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - started:5.0f} s] {text}", flush=True)
+
+    batches = {"2D": 8, "3D": 4} if quick else {"2D": 32, "3D": 8}
+    say("1. engine overhead")
+    engine_rows, notes = engine_overhead.run(quick, batches)
+    say("5. TTA cost")
+    tta = engine_overhead.tta_cost(quick, batches["2D"])
+    with tempfile.TemporaryDirectory(prefix="biapy_bench_") as tmp:
+        work = Path(tmp)
+        say("2. data pipeline")
+        digits = scaling.write_digits(work / "digits", limit=5 if quick else 30)
+        pipeline = augment_throughput.run(digits / "train", quick)
+        say("3. scaling")
+        scaling_rows = scaling.scaling(work, (1, 4) if quick else (1, 4, 16), 5 if quick else 25, args.threads,
+                                       parallel=quick)
+        say("4. start-up")
+        start = scaling.startup(digits, work, 1 if quick else 3, script=not quick)
+    elapsed = time.perf_counter() - started
+    lines = ["_Generated by `python bench/run.py" + (" --quick" if quick else "") + f"` in {elapsed:.0f} s._", "",
+             *machine_lines(args.threads), "",
+             "The machine is shared with other sessions while this runs: absolute numbers are noisy (several "
+             "processes compete for 2 cores). Each comparison is measured in alternating rounds within one run, "
+             "so the ratios are what counts.", "",
+             *targets_section(engine_rows, scaling_rows, start), "",
+             *engine_section(engine_rows, notes, batches), "", *pipeline_section(pipeline), "",
+             *scaling_section(scaling_rows, quick), "", *startup_section(start), "", *tta_section(tta)]
+    replace_block(Path(args.output), "\n".join(lines))
+    say(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""EfficientNet B0-B7: 2D from timm, 3D from MONAI; never any weight download.
+
+EfficientNets reduce the image 32 times (five stride-2 steps), made for 224x224 photographs. On a small
+biomedical patch that leaves a 1x1 map after a few stages, or nothing to learn from. So strided steps
+are turned into stride 1, from the last one backwards, until the final map keeps at least 2 pixels
+along the longest axis (32x32 and 16x32x32 -> total stride 16). The last steps are the cheap ones to
+keep at full resolution: their maps are the smallest.
+
+MONAI's 3D EfficientNet pads 'same' with paddings computed once for a cubic image size, which breaks on
+anisotropic volumes such as 16x32x32; its convolutions get symmetric padding (k // 2) instead, as
+timm's efficientnet_bN have, which gives ceil(size / stride) for every size.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from biapy_cls.models import ModelSpec, register
+
+log = logging.getLogger("biapy_cls")
+
+VARIANTS = [f"efficientnet_b{i}" for i in range(8)]
+FULL_STRIDE = 32  # the stem and four strided stages, 2 each
+MIN_FINAL = 2  # pixels that the last feature map keeps along the longest axis
+
+
+def strides_to_drop(spatial: tuple[int, ...]) -> int:
+    """How many of the four strided stages to run at stride 1 for this patch size."""
+    longest = max(spatial)
+    drop = 0
+    # padding gives ceil(size / stride) pixels at the end
+    while drop < 4 and -(-longest // (FULL_STRIDE >> drop)) < MIN_FINAL:
+        drop += 1
+    return drop
+
+
+def _dropout(model_cfg, default: float) -> float:
+    if model_cfg is not None and len(model_cfg.DROPOUT_VALUES):
+        return float(model_cfg.DROPOUT_VALUES[0])
+    return default
+
+
+def _timm_2d(spec: ModelSpec, variant: str, drop_rate: float) -> nn.Module:
+    import timm
+
+    model = timm.create_model(variant, pretrained=False, in_chans=spec.in_channels, num_classes=spec.n_classes,
+                              drop_rate=drop_rate)
+    # timm's efficientnet_bN use symmetric padding, so a stride can change without touching the padding.
+    strided = [stage[0].conv_dw for stage in model.blocks if stage[0].conv_dw.stride != (1, 1)]
+    for conv in strided[len(strided) - strides_to_drop(spec.spatial):]:
+        conv.stride = (1, 1)
+    return model
+
+
+# MONAI's EfficientNet-B0 stages; the stride is the two digits after 's' (s22 = 2, s11 = 1).
+MONAI_BLOCKS = [
+    "r1_k3_s11_e1_i32_o16_se0.25",
+    "r2_k3_s22_e6_i16_o24_se0.25",
+    "r2_k5_s22_e6_i24_o40_se0.25",
+    "r3_k3_s22_e6_i40_o80_se0.25",
+    "r3_k5_s11_e6_i80_o112_se0.25",
+    "r4_k5_s22_e6_i112_o192_se0.25",
+    "r1_k3_s11_e6_i192_o320_se0.25",
+]
+
+
+def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float) -> nn.Module:
+    from monai.networks.nets.efficientnet import EfficientNet, efficientnet_params
+
+    width, depth, _, _, drop_connect = efficientnet_params[variant.replace("_", "-")]
+    blocks = list(MONAI_BLOCKS)
+    strided = [i for i, b in enumerate(blocks) if "_s22_" in b]
+    for i in strided[len(strided) - strides_to_drop(spec.spatial):]:
+        blocks[i] = blocks[i].replace("_s22_", "_s11_")
+    model = EfficientNet(blocks, spatial_dims=3, in_channels=spec.in_channels, num_classes=spec.n_classes,
+                         width_coefficient=width, depth_coefficient=depth, dropout_rate=drop_rate,
+                         image_size=max(spec.spatial), drop_connect_rate=drop_connect)
+    for module in list(model.modules()):
+        if isinstance(module, nn.Conv3d):
+            module.padding = tuple(k // 2 for k in module.kernel_size)
+        for name, child in list(module.named_children()):
+            if name.endswith("_padding"):
+                setattr(module, name, nn.Identity())
+    return model
+
+
+def _builder(variant: str):
+    def build(spec: ModelSpec, model_cfg=None) -> nn.Module:
+        # timm's own default dropout for the variant when DROPOUT_VALUES is empty.
+        drop_rate = _dropout(model_cfg, 0.2)
+        dropped = strides_to_drop(spec.spatial)
+        if dropped:
+            log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "
+                     f"stride-2 steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
+        if spec.ndim == "3D":
+            return _monai_3d(spec, variant, drop_rate)
+        return _timm_2d(spec, variant, drop_rate)
+
+    return build
+
+
+for _variant in VARIANTS:
+    register(_variant)(_builder(_variant))

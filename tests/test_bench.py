@@ -1,0 +1,63 @@
+"""bench/run.py runs end to end and writes a table for every section (no speed is asserted: timings belong
+in bench/, not in tests), plus the two speed fixes it led to keep their results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from biapy_cls.data.io import read_file
+from biapy_cls.data.transforms import Normalizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_every_section_and_keeps_hand_written_text(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nNotes written by hand.\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nNotes written by hand.\n")
+    for heading in ("## Targets", "## 1. Engine overhead", "## 2. Data pipeline", "## 3. Scaling", "## 4. Start-up",
+                    "## 5. Test-time augmentation cost"):
+        assert heading in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("|--")]
+    assert any(r.startswith("| simple_cnn | 2D |") for r in rows)  # engine
+    assert any(r.startswith("| augmentation + normalisation of a stored batch |") for r in rows)  # pipeline
+    assert any(r.startswith("| lazy (PNG files), 2 worker(s)") for r in rows)
+    assert sum(r.startswith("| 1 | ") for r in rows) == 2  # scaling: in memory and lazy
+    assert any("`python -m biapy_cls --help`" in r for r in rows) and any("test-only run" in r for r in rows)
+    assert any(r.startswith("| True |") for r in rows) and any(r.startswith("| False |") for r in rows)  # TTA
+    assert "torch" in text and "timm" in text and "cores" in text
+
+
+def test_per_image_normalisation_is_zero_mean_unit_variance():
+    x = torch.rand(5, 2, 6, 7) * torch.arange(1, 6).view(5, 1, 1, 1)
+    y = Normalizer("zero_mean_unit_variance")(x, 255.0)
+    assert torch.allclose(y, (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True, unbiased=False),
+                          atol=1e-5)
+
+
+def test_pillow_reading_matches_imageio(tmp_path):
+    rng = np.random.default_rng(0)
+    images = {"u8.png": rng.integers(0, 256, (9, 11), dtype=np.uint8),
+              "u16.png": rng.integers(0, 65536, (9, 11), dtype=np.uint16),
+              "rgba.png": rng.integers(0, 256, (9, 11, 4), dtype=np.uint8),
+              "rgb.bmp": rng.integers(0, 256, (9, 11, 3), dtype=np.uint8),
+              "gray.jpg": rng.integers(0, 256, (9, 11), dtype=np.uint8)}
+    for name, image in images.items():
+        iio.imwrite(tmp_path / name, image)
+    Image.fromarray(images["rgba.png"][..., :3]).convert("P").save(tmp_path / "palette.png")
+    for path in sorted(tmp_path.iterdir()):
+        ours, theirs = read_file(path), iio.imread(path)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), path.name
