@@ -72,9 +72,9 @@ def test_vit_auto_sizes_suit_small_patches(caplog):
 
     with caplog.at_level(logging.INFO, logger="biapy_cls"):
         small = vit_sizes(ModelSpec("vit", "2D", 1, 10, (32, 32)), model_cfg())
-    assert small["tokens"] == (4, 4) and small["dim"] <= 256 and small["depth"] <= 6
+    assert small["tokens"] == (8, 8) and small["dim"] <= 256 and small["depth"] <= 6
     assert small["dim"] % small["heads"] == 0
-    assert "token 4x4" in caplog.text
+    assert "token 8x8" in caplog.text
     vol = vit_sizes(ModelSpec("vit", "3D", 1, 10, (16, 32, 32)), model_cfg())
     assert vol["tokens"] == (4, 8, 8)
     big = vit_sizes(ModelSpec("vit", "2D", 3, 10, (224, 224)), model_cfg())
