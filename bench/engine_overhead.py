@@ -160,7 +160,7 @@ def tta_cost(quick: bool, batch: int) -> dict[str, float]:
     """simple_cnn inference samples/s through `predict` with and without TEST.AUGMENTATION (2D, 8 views)."""
     cfg = get_cfg_defaults()
     torch.manual_seed(0)
-    n = batch * (2 if quick else 8)
+    n = batch * 2
     model = build_model(ModelSpec("simple_cnn", "2D", 1, N_CLASSES, SHAPES["2D"]), cfg.MODEL)
     with tempfile.TemporaryDirectory(prefix="bench_tta_") as tmp:
         dataset = InMemoryDataset(write_images(Path(tmp), "2D", n), ImageSpec("2D", SHAPES["2D"], 1), threads=1)
@@ -176,7 +176,7 @@ def run(quick: bool, batches: dict[str, int]) -> tuple[list[dict], list[str]]:
     notes on skipped models. --quick: simple_cnn 2D only, one batch per round, two rounds."""
     known = set(available_architectures())
     rows, notes = [], []
-    round_s, rounds = (0.05, 2) if quick else (0.5, 9)
+    round_s, rounds = (0.05, 2) if quick else (0.25, 7)
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
         for arch in MODELS[:1] if quick else MODELS:
             if arch not in known:

@@ -108,7 +108,8 @@ def pipeline_section(result: dict) -> list[str]:
 def scaling_section(rows: list[dict], quick: bool) -> list[str]:
     mib = 2**20
     lines = ["## 3. Scaling with the dataset size", "",
-             "Copies of the digits training set (`make_example_data.py --copies`), one fresh process per case: "
+             "Copies of the digits training set (`make_example_data.py --copies`), one fresh process per case "
+             "(the in-memory and lazy cases of one size run side by side): "
              "build the dataset, one epoch of simple_cnn (batch 32, lazy with 0 workers so that all memory is in "
              "the process). Peak = VmHWM; 'growth' = peak after the epoch - peak before building the dataset "
              "and after one warm-up training step (the process holds ~0.5 GiB of PyTorch before any data)."
@@ -128,7 +129,7 @@ def scaling_section(rows: list[dict], quick: bool) -> list[str]:
 
 
 def startup_section(result: dict) -> list[str]:
-    lines = ["## 4. Start-up (wall time, fresh processes, medians)", "", "| command | seconds |", "|---|---:|",
+    lines = ["## 4. Start-up (wall time, fresh processes; --help: median of 3)", "", "| command | seconds |", "|---|---:|",
              f"| `python -m biapy_cls --help` | {result['help']:.2f} |"]
     if result["script_help"] is not None:
         lines.append(f"| `biapy --help` (installed console script) | {result['script_help']:.2f} |")
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - started:5.0f} s] {text}", flush=True)
 
-    batches = {"2D": 8, "3D": 4} if quick else {"2D": 32, "3D": 8}
+    batches = {"2D": 8, "3D": 4} if quick else {"2D": 32, "3D": 4}
     say("1. engine overhead")
     engine_rows, notes = engine_overhead.run(quick, batches)
     say("5. TTA cost")
