@@ -202,7 +202,7 @@ def run(quick: bool, batches: dict[str, int]) -> tuple[list[dict], list[str]]:
     notes on skipped models. --quick: simple_cnn 2D only, one batch per round, two rounds."""
     known = set(available_architectures())
     rows, notes = [], []
-    round_s, rounds = (0.05, 2) if quick else (0.25, 7)
+    round_s, rounds = (0.05, 2) if quick else (0.4, 11)
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
         for arch in MODELS[:1] if quick else MODELS:
             if arch not in known:
