@@ -85,6 +85,7 @@ def _report(err: UserError) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the log and the --resume hint
     if not args.config:
         parser.print_usage(sys.stderr)
         print_error("--config is required: give the path of your YAML file, e.g. --config my_classification.yaml")

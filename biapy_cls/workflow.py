@@ -45,8 +45,8 @@ from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim
 log = logging.getLogger("biapy_cls")
 
 
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["biapy", *sys.argv[1:]])
+def command_line(args: argparse.Namespace) -> str:
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -62,11 +62,11 @@ def run_from_args(args: argparse.Namespace) -> None:
         run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
-            log.info(f"biapy-cls {__version__}: {command_line()}")
+            log.info(f"biapy-cls {__version__}: {command_line(args)}")
             for notice in notices:
                 log.info(f"Note: {notice}")
             atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(), version=__version__)
+            write_run_info(paths, "running", command=command_line(args), version=__version__)
             log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
                      + f", {torch.get_num_threads()} CPU thread(s) per process")
             log.info(describe(plan))
@@ -75,7 +75,7 @@ def run_from_args(args: argparse.Namespace) -> None:
         except KeyboardInterrupt:
             if runtime.is_main:
                 write_run_info(paths, "interrupted")
-            resume = f"{command_line()} --resume".replace(" --overwrite", "")
+            resume = f"{command_line(args)} --resume".replace(" --overwrite", "")
             saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
                      if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
             raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None

@@ -72,3 +72,17 @@ def run_biapy(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger():
+    """Each test starts with the biapy_cls logger as a library user would find it (a CLI run earlier in
+    the session leaves its console handler and propagate=False behind, which hides records from caplog)."""
+    import logging
+
+    yield
+    logger = logging.getLogger("biapy_cls")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)

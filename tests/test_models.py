@@ -14,11 +14,13 @@ from biapy_cls.models import ModelSpec, available_architectures, build_model, no
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
-# 3D EfficientNets are slow on a CPU (depthwise Conv3d has no fast CPU kernel): B0 and B7, the
-# smallest and the widest/deepest, stand for the family there; B1-B6 differ only in the two coefficients.
+# 3D EfficientNets are slow on a CPU (depthwise Conv3d has no fast CPU kernel; B7 3D takes tens of
+# seconds per step on a shared 2-core machine): B0 with 1 and 3 channels and B7, the widest and deepest,
+# with 3 stand for the family there; B1-B6 differ from them only in the width and depth coefficients.
 CASES = ([(a, "2D", c) for a in ["simple_cnn", "vit", *EFFICIENTNETS] for c in (1, 3)]
-         + [(a, "3D", c) for a in ["simple_cnn", "vit", "efficientnet_b0", "efficientnet_b7"] for c in (1, 3)])
-SIZES = {"2D": (20, 28), "3D": (6, 12, 16)}  # small and non-square: the hard case for every model
+         + [(a, "3D", c) for a in ["simple_cnn", "vit", "efficientnet_b0"] for c in (1, 3)]
+         + [("efficientnet_b7", "3D", 3)])
+SIZES = {"2D": (20, 28), "3D": (4, 8, 12)}  # small and non-square: the hard case for every model
 
 
 def model_cfg(**keys):

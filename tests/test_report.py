@@ -39,6 +39,7 @@ def test_report_shows_metrics_curves_and_the_most_confident_errors(tmp_path):
 
     cfg = get_cfg_defaults()
     cfg.TRAIN.ENABLE = cfg.TEST.ENABLE = True
+    cfg.AUGMENTOR.ENABLE = cfg.AUGMENTOR.HFLIP = True
     paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
     paths.log_dir.mkdir(parents=True)
     paths.training_log.write_text("".join(
@@ -61,6 +62,7 @@ def test_report_shows_metrics_curves_and_the_most_confident_errors(tmp_path):
     assert "img_0.png" not in text
     assert text.count("data:image/png;base64,") == 4  # the curves and three thumbnails
     assert f"{metrics['accuracy']:.4f}" in text
+    assert re.search(r"Augmentation</td><td>([^<]*)<", text).group(1) == "HFLIP"  # not AUG_SAMPLES, DRAW_GRID
 
 
 def test_report_for_unlabelled_3d_predictions(tmp_path):

@@ -260,3 +260,23 @@ def test_kill_9_then_resume_completes(small_digits_dir, tmp_path):
 def test_debug_shows_the_traceback(run_biapy, tmp_path):
     with pytest.raises(Exception):
         run_biapy("--config", tmp_path / "nope.yaml", "--result_dir", tmp_path, "--debug")
+
+
+def test_checkpoint_of_another_class_count_or_architecture(run_biapy, digits_copy, tmp_path):
+    assert run_config(run_biapy, tmp_path, digits_config(digits_copy, TRAIN={"EPOCHS": 1}))[0] == 0
+    checkpoint = tmp_path / "out" / "job" / "checkpoints" / "job_1-checkpoint-best.pth"
+    for folder in list((digits_copy / "train").iterdir())[3:]:
+        shutil.rmtree(folder)
+    fine_tune = digits_config(digits_copy, TRAIN={"EPOCHS": 1}, TEST={"ENABLE": False},
+                              MODEL={"ARCHITECTURE": "simple_cnn", "LOAD_CHECKPOINT": True},
+                              PATHS={"CHECKPOINT_FILE": str(checkpoint)})
+    (tmp_path / "ft").mkdir()
+    check_user_error(run_config(run_biapy, tmp_path / "ft", fine_tune), "job_1-checkpoint-best.pth",
+                     "10 classes", "MODEL.SKIP_UNMATCHED_LAYERS True")
+    fine_tune["MODEL"]["ARCHITECTURE"] = "vit"
+    check_user_error(run_config(run_biapy, tmp_path / "ft", fine_tune), "holds a simple_cnn model",
+                     "MODEL.ARCHITECTURE")
+    fine_tune["MODEL"].update(ARCHITECTURE="simple_cnn", SKIP_UNMATCHED_LAYERS=True)
+    code, out, err = run_config(run_biapy, tmp_path / "ft", fine_tune)
+    assert code == 0, err
+    assert "Fine-tuning from" in out

@@ -154,8 +154,8 @@ def _kv_table(rows: list[tuple[str, str]]) -> str:
 
 def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     aug = cfg.AUGMENTOR
-    switched_on = [k for k, v in aug.items() if isinstance(v, bool) and v and k not in
-                   ("ENABLE", "SHUFFLE_TRAIN_DATA_EACH_EPOCH", "SHUFFLE_VAL_DATA_EACH_EPOCH")]
+    # transformations are the switches that have their own probability key (HFLIP and HFLIP_PROB, ...)
+    switched_on = [k for k, v in aug.items() if v is True and f"{k}_PROB" in aug]
     val = cfg.DATA.VAL
     validation = (f"{val.SPLIT_TRAIN:g} of the training set" if val.FROM_TRAIN and not val.CROSS_VAL else
                   f"fold {val.CROSS_VAL_FOLD} of {val.CROSS_VAL_NFOLD}" if val.CROSS_VAL else _code(val.PATH))

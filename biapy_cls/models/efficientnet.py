@@ -30,7 +30,8 @@ def strides_to_drop(spatial: tuple[int, ...]) -> int:
     """How many of the four strided stages to run at stride 1 for this patch size."""
     longest = max(spatial)
     drop = 0
-    while drop < 4 and longest < MIN_FINAL * (FULL_STRIDE >> drop):
+    # padding gives ceil(size / stride) pixels at the end
+    while drop < 4 and -(-longest // (FULL_STRIDE >> drop)) < MIN_FINAL:
         drop += 1
     return drop
 
