@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +40,6 @@ BEGIN, END = "<!-- bench/against_biapy.py begin -->", "<!-- bench/against_biapy.
 def run_one(name: str, work: Path) -> dict:
     template, data_flags, overrides, _, _ = RUNS[name]
     data = work / ("digits3d" if data_flags else "digits")
-    if not data.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_example_data.py"), str(data), *data_flags],
-                       check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "biapy_cls", "--config", str(TEMPLATES / template), "--result_dir", str(work),
            "--name", name, "--run_id", "1", "DATA.TRAIN.PATH", str(data / "train"), "DATA.TEST.PATH",
@@ -57,12 +55,13 @@ def run_one(name: str, work: Path) -> dict:
     return {"name": name, "seconds": seconds, "accuracy": metrics["accuracy"], "epochs": epochs}
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], parallel: bool) -> str:
     lines = ["## Against BiaPy", "",
              f"`python bench/against_biapy.py` on {cpu_model()}, {os.cpu_count()} cores, shared with other "
              "sessions (wall times are noisy). BiaPy 3.7.1 figures: issue 8 (10 epochs, same kind of 2-core CPU). "
              "Ours: the templates in templates/classification/ with TRAIN.EPOCHS 10 (early stopping may end "
-             "sooner), digits from `scripts/make_example_data.py` (3D: `--3d --depth 16`), whole `biapy` command.",
+             "sooner), digits from `scripts/make_example_data.py` (3D: `--3d --depth 16`), whole `biapy` command"
+             + (", the three runs at the same time (--parallel)." if parallel else "."),
              "", "| run | BiaPy 3.7.1 s | BiaPy test accuracy | ours s | ours test accuracy | epochs run |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -76,13 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of: {', '.join(RUNS)}")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--parallel", action="store_true", help="all runs at once (each then gets less CPU)")
     args = parser.parse_args(argv)
-    rows = []
+    names = args.runs.split(",")
     with tempfile.TemporaryDirectory(prefix="against_biapy_") as tmp:
-        for name in args.runs.split(","):
-            rows.append(run_one(name, Path(tmp)))
-            print(f"{name}: {rows[-1]['seconds']:.0f} s, test accuracy {rows[-1]['accuracy']:.3f}", flush=True)
-    text = table(rows)
+        for flags in {tuple(RUNS[n][1]) for n in names}:  # write each dataset once, before any run
+            data = Path(tmp) / ("digits3d" if flags else "digits")
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_example_data.py"), str(data), *flags],
+                           check=True, capture_output=True)
+        with ThreadPoolExecutor(len(names) if args.parallel else 1) as pool:
+            rows = list(pool.map(lambda n: run_one(n, Path(tmp)), names))
+    for r in rows:
+        print(f"{r['name']}: {r['seconds']:.0f} s, test accuracy {r['accuracy']:.3f}", flush=True)
+    text = table(rows, args.parallel)
     print(text)
     replace_block(Path(args.output), text, BEGIN, END)
     return 0

@@ -94,15 +94,28 @@ def _seconds_per_sample(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
     return min(times[1:]) / len(x)
 
 
-def measure(arch: str, ndim: str, folder: Path, batch: int, round_s: float, rounds: int) -> dict:
-    """Training and inference samples/s of `arch` in `ndim`, project vs bare."""
+class Trivial(torch.nn.Module):
+    """A model that costs almost nothing: what is left of a round is the engine's own cost."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(1, N_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=tuple(range(1, x.ndim)))[:, None])
+
+
+def measure(arch: str, ndim: str, folder: Path, batch: int, round_s: float, rounds: int,
+            n_batches: int | None = None) -> dict:
+    """Training and inference samples/s of `arch` (or "trivial") in `ndim`, project vs bare."""
     cfg = get_cfg_defaults()
     spatial = SHAPES[ndim]
     torch.manual_seed(0)
-    model = build_model(ModelSpec(arch, ndim, 1, N_CLASSES, spatial), cfg.MODEL)
-    probe = torch.randn(batch, 1, *spatial)
-    per_sample = _seconds_per_sample(copy.deepcopy(model), probe, torch.randint(0, N_CLASSES, (batch,)))
-    n_batches = int(min(64, max(1, round(round_s / (per_sample * batch)))))
+    model = Trivial() if arch == "trivial" else build_model(ModelSpec(arch, ndim, 1, N_CLASSES, spatial), cfg.MODEL)
+    if n_batches is None:
+        probe = torch.randn(batch, 1, *spatial)
+        per_sample = _seconds_per_sample(copy.deepcopy(model), probe, torch.randint(0, N_CLASSES, (batch,)))
+        n_batches = int(min(64, max(1, round(round_s / (per_sample * batch)))))
     n = n_batches * batch
 
     # Project path: files -> InMemoryDataset -> build_loader -> prepare -> train_one_epoch / predict.
@@ -160,7 +173,7 @@ def tta_cost(quick: bool, batch: int) -> dict[str, float]:
     """simple_cnn inference samples/s through `predict` with and without TEST.AUGMENTATION (2D, 8 views)."""
     cfg = get_cfg_defaults()
     torch.manual_seed(0)
-    n = batch * (2 if quick else 8)
+    n = batch * 2
     model = build_model(ModelSpec("simple_cnn", "2D", 1, N_CLASSES, SHAPES["2D"]), cfg.MODEL)
     with tempfile.TemporaryDirectory(prefix="bench_tta_") as tmp:
         dataset = InMemoryDataset(write_images(Path(tmp), "2D", n), ImageSpec("2D", SHAPES["2D"], 1), threads=1)
@@ -171,12 +184,25 @@ def tta_cost(quick: bool, batch: int) -> dict[str, float]:
     return {"with": pair.project, "without": pair.bare, "cost": pair.bare / pair.project}
 
 
+def own_cost(quick: bool, batches: dict[str, int]) -> dict[str, dict[str, float]]:
+    """The engine's own milliseconds of CPU per batch (project - bare, with the trivial model), per ndim and
+    phase: a low-noise figure from which every model's ratio follows as step / (step + own cost)."""
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_own_") as tmp:
+        for ndim in ("2D",) if quick else ("2D", "3D"):
+            b = batches[ndim]
+            result = measure("trivial", ndim, Path(tmp), b, 0.0, 3 if quick else 9, n_batches=8 if quick else 32)
+            out[ndim] = {phase: 1000 * (b / result[phase].project - b / result[phase].bare)
+                         for phase in ("train", "inference")}
+    return out
+
+
 def run(quick: bool, batches: dict[str, int]) -> tuple[list[dict], list[str]]:
     """Rows of the engine table (every model of MODELS that biapy_cls.models registers, 2D and 3D) and
     notes on skipped models. --quick: simple_cnn 2D only, one batch per round, two rounds."""
     known = set(available_architectures())
     rows, notes = [], []
-    round_s, rounds = (0.05, 2) if quick else (0.5, 9)
+    round_s, rounds = (0.05, 2) if quick else (0.4, 11)
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
         for arch in MODELS[:1] if quick else MODELS:
             if arch not in known:

@@ -106,19 +106,19 @@ def write_digits(folder: Path, copies: int = 1, limit: int = 0) -> Path:
 
 
 def scaling(data_root: Path, copies: tuple[int, ...], limit: int, threads: int, parallel: bool = False) -> list[dict]:
-    """Write the digits training set `copies` times (first `limit` images per class) and run each case.
-    `parallel`: all cases at once (memory figures stay right, epoch times do not: for --quick)."""
-    cases = [(n, in_memory) for n in copies for in_memory in (True, False)]
+    """Write the digits training set `copies` times (first `limit` images per class) and run each case: the
+    in-memory and the lazy case of one size at the same time (so they share the machine's load alike), or
+    with `parallel` all cases at once (for --quick: memory figures stay right, epoch times do not)."""
     folders = {n: write_digits(data_root / f"digits_x{n}", n, limit) / "train" for n in copies}
+    groups = [list(copies)] if parallel else [[n] for n in copies]
     rows = []
-    if parallel:
+    for group in groups:
+        cases = [(n, in_memory) for n in group for in_memory in (True, False)]
         procs = [start_child(folders[n], m, threads) for n, m in cases]
-        rows = [{"copies": n, **finish_child(p)} for (n, _), p in zip(cases, procs)]
-    else:
-        for n, in_memory in cases:
-            rows.append({"copies": n, **finish_child(start_child(folders[n], in_memory, threads))})
-            print(f"  scaling x{n} in_memory={in_memory}: peak {rows[-1]['peak'] / 2**20:.0f} MiB, "
-                  f"epoch {rows[-1]['epoch_s']:.1f} s", flush=True)
+        rows += [{"copies": n, **finish_child(p)} for (n, _), p in zip(cases, procs)]
+        for r in rows[-len(cases):]:
+            print(f"  scaling x{r['copies']} in_memory={r['in_memory']}: peak {r['peak'] / 2**20:.0f} MiB, "
+                  f"epoch {r['epoch_s']:.1f} s", flush=True)
     return rows
 
 
@@ -131,7 +131,8 @@ def _wall(cmd: list[str], env: dict) -> float:
 
 
 def startup(data: Path, work: Path, repeats: int, script: bool = True) -> dict:
-    """Median wall seconds of `biapy --help` and of a test-only run from a checkpoint trained here for one epoch."""
+    """Median wall seconds of `biapy --help` (`repeats` times) and seconds of one test-only run from a
+    checkpoint trained here for one epoch."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     module = [sys.executable, "-m", "biapy_cls"]
     config = work / "startup.yaml"
@@ -158,7 +159,7 @@ def startup(data: Path, work: Path, repeats: int, script: bool = True) -> dict:
         times["help"].append(_wall(module + ["--help"], env))
         if script:
             times["script_help"].append(_wall([script, "--help"], env))
-        times["test_only"].append(_wall(module + common + ["--run_id", str(2 + i)] + test_only, env))
+    times["test_only"].append(_wall(module + common + ["--run_id", "2"] + test_only, env))
     return {**{k: statistics.median(v) if v else None for k, v in times.items()},
             "test_images": sum(1 for _ in (data / "test").rglob("*.png"))}
 
