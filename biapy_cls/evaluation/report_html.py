@@ -258,8 +258,11 @@ def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
         wrong = np.flatnonzero(pred != outcome.labels)
         chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:N_EXAMPLES]
         title = "Most confidently misclassified test images"
-        note = (f"{len(wrong)} of {len(pred)} test images are misclassified; the {len(chosen)} with the highest "
-                "predicted probability are shown. These are the first to check for label errors.")
+        shown = ("it is shown" if len(chosen) == 1 else
+                 "all are shown" if len(chosen) == len(wrong) else
+                 f"the {len(chosen)} with the highest predicted probability are shown")
+        note = (f"{len(wrong)} of {len(pred)} test images {'is' if len(wrong) == 1 else 'are'} misclassified; {shown}, "
+                "most confident first. These are the first to check for label errors.")
         if not len(wrong):
             return f"<section><h2>{title}</h2><p>Every test image is classified correctly.</p></section>"
     else:
