@@ -86,3 +86,19 @@ def fresh_logger():
         logger.removeHandler(handler)
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
+
+
+def interrupt_at_epoch(monkeypatch, epoch: int):
+    """Make training raise KeyboardInterrupt (as Ctrl-C does) when epoch `epoch` (0-based) starts;
+    returns a function that lets training run normally again."""
+    from biapy_cls.engine import trainer
+
+    real = trainer.train_one_epoch
+
+    def interrupted(setup, current):
+        if current == epoch:
+            raise KeyboardInterrupt
+        return real(setup, current)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupted)
+    return lambda: monkeypatch.setattr(trainer, "train_one_epoch", real)

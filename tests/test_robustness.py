@@ -13,7 +13,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import digits_config, write_yaml
+from conftest import digits_config, interrupt_at_epoch, write_yaml
 
 
 def check_user_error(result, *words: str) -> str:
@@ -209,21 +209,12 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_best_checkpoint(run_biapy, 
 
 
 def test_ctrl_c_saves_and_resume_completes(run_biapy, small_digits_dir, tmp_path, monkeypatch):
-    from biapy_cls.engine import trainer
-
-    real = trainer.train_one_epoch
-
-    def interrupted(setup, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real(setup, epoch)
-
-    monkeypatch.setattr(trainer, "train_one_epoch", interrupted)
+    resume_normally = interrupt_at_epoch(monkeypatch, 1)
     cfg = digits_config(small_digits_dir, TRAIN={"EPOCHS": 3})
     code, out, err = run_config(run_biapy, tmp_path, cfg)
     assert code == 130 and "Traceback" not in out + err
     assert "--resume" in err and "job_1-checkpoint-last.pth" in " ".join(err.split())
-    monkeypatch.setattr(trainer, "train_one_epoch", real)
+    resume_normally()
     code, out, err = run_config(run_biapy, tmp_path, cfg, "--resume")
     assert code == 0, err
     assert "Resuming after epoch 1" in out and "Epoch 3/3" in out and "Epoch 1/3" not in out

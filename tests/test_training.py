@@ -7,8 +7,7 @@ import json
 import pytest
 import torch
 
-from biapy_cls.engine import trainer
-from conftest import digits_config, write_yaml
+from conftest import digits_config, interrupt_at_epoch, write_yaml
 
 # Adam, a per-step schedule, augmentation and dropout: every state that resuming must restore.
 TRAIN = {"EPOCHS": 4, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1, "OPTIMIZER": "ADAMW",
@@ -43,20 +42,13 @@ def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, small_digits_dir, 
     assert code == 0, err
 
     # Ctrl-C during the third epoch of four, then --resume.
-    real_epoch = trainer.train_one_epoch
-
-    def interrupted(setup, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(setup, epoch)
-
-    monkeypatch.setattr(trainer, "train_one_epoch", interrupted)
+    resume_normally = interrupt_at_epoch(monkeypatch, 2)
     code, out, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "c")
     assert code == 130 and "--resume" in err + out
     job = tmp_path / "c"
     assert not (job / "results" / "c_1" / "predictions.csv").exists()
     assert torch.load(job / "checkpoints" / "c_1-checkpoint-last.pth", weights_only=True)["training"]["epoch"] == 1
-    monkeypatch.setattr(trainer, "train_one_epoch", real_epoch)
+    resume_normally()
     code, out, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "c", "--resume")
     assert code == 0, err
     assert "Resuming after epoch 2 of 4" in out
