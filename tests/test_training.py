@@ -110,3 +110,19 @@ def test_reduceonplateau_needs_a_validation_set(tmp_path, small_digits_dir, run_
     cfg["DATA"]["TRAIN"]["PATH"] = str(tmp_path / "train")
     code, _, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "j")
     assert code == 2 and "no validation set" in err and "reduceonplateau" in err
+
+
+def test_reading_from_disk_with_worker_processes_trains_the_same_model(tmp_path, small_digits_dir, run_biapy):
+    """SYSTEM.NUM_WORKERS: images read lazily by 2 DataLoader worker processes give the very predictions
+    of images decoded once into memory (same order, same augmentation, same model)."""
+    for name, in_memory, workers in (("memory", True, 0), ("disk", False, 2)):
+        cfg = digits_config(small_digits_dir, TRAIN={**TRAIN, "EPOCHS": 2},
+                            AUGMENTOR={"ENABLE": True, "HFLIP": True, "RANDOM_ROT": True},
+                            SYSTEM={"NUM_WORKERS": workers})
+        cfg["DATA"]["PATCH_SIZE"] = "(16, 16, 1)"
+        for split in ("TRAIN", "VAL", "TEST"):
+            cfg["DATA"].setdefault(split, {})["IN_MEMORY"] = in_memory
+        config = write_yaml(tmp_path / f"{name}.yaml", cfg)
+        code, _, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", name)
+        assert code == 0, err
+    assert predictions(tmp_path, "disk") == predictions(tmp_path, "memory")
