@@ -40,9 +40,11 @@ _C.DATA.FORCE_RGB = False
 _C.DATA.REFLECT_TO_COMPLETE_SHAPE = False
 
 _C.DATA.NORMALIZATION = CN()
-# Intensity normalisation: div (by the dtype's range, 255 or 65535), scale_range (per-image min-max) or zero_mean_unit_variance.
+# Intensity normalisation: div (by the dtype's range, 255 or 65535), scale_range (per-image min-max) or
+# zero_mean_unit_variance.
 _C.DATA.NORMALIZATION.TYPE = "zero_mean_unit_variance"
-# Where statistics not given below come from: each 'image' ('patch' is the same here), or the whole training set ('dataset', computed once and stored in the checkpoint).
+# Where statistics not given below come from: each 'image' ('patch' is the same here), or the whole training set
+# ('dataset', computed once and stored in the checkpoint).
 _C.DATA.NORMALIZATION.MEASURE_BY = "image"
 _C.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR = CN()
 # Mean subtracted by zero_mean_unit_variance, in the images' raw units; -1 = measured (see MEASURE_BY).
@@ -252,13 +254,17 @@ _C.MODEL.VIT_NUM_HEADS = -1
 _C.MODEL.VIT_MLP_RATIO = 4.0
 # Epsilon of the ViT's layer normalisation.
 _C.MODEL.VIT_NORM_EPS = 1.0e-6
-# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted to the channels, mismatched head skipped; never downloaded.
+# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted
+# to the channels, mismatched head skipped; never downloaded.
 _C.MODEL.PRETRAINED_WEIGHTS = ""
-# When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for another class count.
+# When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for
+# another class count.
 _C.MODEL.SKIP_UNMATCHED_LAYERS = False
-# Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not trained.
+# Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not
+# trained.
 _C.MODEL.FREEZE_LAYERS_MATCHING = []
-# Start from a checkpoint: PATHS.CHECKPOINT_FILE, or this job's own (see LOAD_CHECKPOINT_EPOCH); needed to test without training, and fine-tunes with TRAIN.ENABLE.
+# Start from a checkpoint: PATHS.CHECKPOINT_FILE, or this job's own (see LOAD_CHECKPOINT_EPOCH); needed to test
+# without training, and fine-tunes with TRAIN.ENABLE.
 _C.MODEL.LOAD_CHECKPOINT = False
 # Which of this job's checkpoints to load when PATHS.CHECKPOINT_FILE is empty: best_on_val or last_on_train.
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"
@@ -269,7 +275,8 @@ _C.MODEL.SAVE_CKPT_FREQ = -1
 _C.LOSS = CN()
 # Loss: CE (cross-entropy; '' means CE).
 _C.LOSS.TYPE = "CE"
-# Class weights of the loss: none, auto (inverse class frequency in the training set) or manual (LOSS.CLASS_WEIGHTS); BiaPy's False/True mean none/auto.
+# Class weights of the loss: none, auto (inverse class frequency in the training set) or manual (LOSS.CLASS_WEIGHTS);
+# BiaPy's False/True mean none/auto.
 _C.LOSS.CLASS_REBALANCE = "none"
 # One weight per class, in class-index order, used when LOSS.CLASS_REBALANCE is manual.
 _C.LOSS.CLASS_WEIGHTS = []
@@ -292,11 +299,13 @@ _C.TRAIN.OPT_BETAS = (0.9, 0.999)
 _C.TRAIN.MOMENTUM = 0.9
 # Images per batch (per process when training on several GPUs).
 _C.TRAIN.BATCH_SIZE = 32
-# Accumulate the gradients of this many batches per optimizer step (effective batch = BATCH_SIZE x ACCUM_ITER x processes).
+# Accumulate the gradients of this many batches per optimizer step (effective batch = BATCH_SIZE x ACCUM_ITER x
+# processes).
 _C.TRAIN.ACCUM_ITER = 1
 # Clip the gradients to this total L2 norm before each optimizer step; 0 = no clipping.
 _C.TRAIN.GRADIENT_CLIP_NORM = 0.0
-# Mixed precision on CUDA: auto (bf16 where the GPU supports it, else fp16 with a gradient scaler), bf16, fp16 or none; always off on the CPU.
+# Mixed precision on CUDA: auto (bf16 where the GPU supports it, else fp16 with a gradient scaler), bf16, fp16 or
+# none; always off on the CPU.
 _C.TRAIN.AMP = "auto"
 # Maximum number of epochs.
 _C.TRAIN.EPOCHS = 100
@@ -304,30 +313,36 @@ _C.TRAIN.EPOCHS = 100
 _C.TRAIN.LR_SCALING = "none"
 # Stop after this many epochs without improvement of TRAIN.CHECKPOINT_MONITOR; -1 = never stop early.
 _C.TRAIN.PATIENCE = 20
-# Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or val_f1 (macro).
+# Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or
+# val_f1 (macro).
 _C.TRAIN.CHECKPOINT_MONITOR = "val_loss"
 # Metrics logged and charted each epoch besides the loss: accuracy, f1 (macro), top-5-accuracy; [] = accuracy and f1.
 _C.TRAIN.METRICS = []
 
 _C.TRAIN.LR_SCHEDULER = CN()
-# Learning-rate schedule: '' (constant), reduceonplateau, warmupcosine (per-step linear warm-up, then cosine to MIN_LR) or onecycle (PyTorch's OneCycleLR, peak TRAIN.LR).
+# Learning-rate schedule: '' (constant), reduceonplateau, warmupcosine (per-step linear warm-up, then cosine to
+# MIN_LR) or onecycle (PyTorch's OneCycleLR, peak TRAIN.LR).
 _C.TRAIN.LR_SCHEDULER.NAME = ""
 # Lowest learning rate of reduceonplateau and warmupcosine; -1 = 0.
 _C.TRAIN.LR_SCHEDULER.MIN_LR = -1.0
 # reduceonplateau multiplies the learning rate by this factor (between 0 and 1) when TRAIN.CHECKPOINT_MONITOR stalls.
 _C.TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_FACTOR = 0.5
-# Epochs without improvement before reduceonplateau lowers the learning rate (less than TRAIN.PATIENCE); required by reduceonplateau.
+# Epochs without improvement before reduceonplateau lowers the learning rate (less than TRAIN.PATIENCE); required by
+# reduceonplateau.
 _C.TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE = -1
-# Warm-up epochs of warmupcosine (the learning rate rises linearly, step by step, to TRAIN.LR); required by warmupcosine.
+# Warm-up epochs of warmupcosine (the learning rate rises linearly, step by step, to TRAIN.LR); required by
+# warmupcosine.
 _C.TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS = -1
 
 # ---------------------------------------------------------------------------------------------------
 _C.TEST = CN()
 # Predict the test images (and evaluate them when DATA.TEST.LOAD_GT is True).
 _C.TEST.ENABLE = False
-# Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy, balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
+# Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy,
+# balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
 _C.TEST.METRICS = []
-# Test-time augmentation: predict every image also flipped and rotated by 90 degrees (2D: 8 views; 3D: flips of z, y, x, and with y-x rotation 16 views) and combine.
+# Test-time augmentation: predict every image also flipped and rotated by 90 degrees (2D: 8 views; 3D: flips of z, y,
+# x, and with y-x rotation 16 views) and combine.
 _C.TEST.AUGMENTATION = False
 # How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
 _C.TEST.AUGMENTATION_MODE = "mean"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from yacs.config import CfgNode as CN
@@ -196,7 +197,10 @@ def merge(cfg: CN, values: dict[str, Any], source: str) -> list[str]:
                 )
             continue
         if isinstance(value, dict) or any(k.startswith(key + ".") for k in known):
-            errors.append(f"{key} is a section, not a key: give its keys, e.g. {next(k for k in known if k.startswith(key + '.'))}.")
+            errors.append(
+                f"{key} is a section, not a key: give its keys, e.g. "
+                f"{next(k for k in known if k.startswith(key + '.'))}."
+            )
             continue
         errors.append(f"Unknown config key {key} (in {source}).{suggest(key, known)}")
     if errors:
