@@ -24,14 +24,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from biapy_cls.config.defaults import get_cfg_defaults  # noqa: E402
+from biapy_cls.config.settings import TrainSettings  # noqa: E402
 from biapy_cls.data.augment import OPS, Augmenter  # noqa: E402
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader  # noqa: E402
 from biapy_cls.data.discover import discover_labelled  # noqa: E402
-from biapy_cls.data.transforms import Normalizer  # noqa: E402
+from biapy_cls.data.transforms import Normalizer, make_prepare  # noqa: E402
 from biapy_cls.engine.optim import build_optimizer  # noqa: E402
-from biapy_cls.engine.runtime import Runtime  # noqa: E402
 from biapy_cls.models import ModelSpec, build_model  # noqa: E402
-from biapy_cls.workflow import make_prepare  # noqa: E402
 
 BATCH = 32
 
@@ -49,8 +48,8 @@ def run(train_dir: Path, quick: bool) -> dict:
     """{'step': samples/s, 'rows': [(pipeline, samples/s, ratio to the step)], 'augmentations': str}."""
     torch.manual_seed(0)
     cfg = all_ops_cfg()
-    augmenter = Augmenter(cfg)
-    prepare = make_prepare(Normalizer.from_cfg(cfg), augmenter, Runtime(torch.device("cpu")))
+    augmenter = Augmenter.from_cfg(cfg)
+    prepare = make_prepare(Normalizer.from_cfg(cfg), augmenter)
     samples, _ = discover_labelled(str(train_dir), "DATA.TRAIN.PATH", "2D")
     n = min(len(samples), 64 if quick else 256)
     samples = samples.subset(list(range(n)))
@@ -75,7 +74,7 @@ def run(train_dir: Path, quick: bool) -> dict:
             lazy, BATCH, True, 0, workers, False)
 
     model = build_model(ModelSpec("simple_cnn", "2D", 1, 10, (32, 32)), cfg.MODEL)
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(TrainSettings.from_cfg(cfg), model)
     inputs, labels = prepare(batch_u8, 255.0, True), torch.randint(0, 10, (BATCH,))
     step_batches = 2 if quick else 4
 

@@ -25,17 +25,17 @@ import torch
 import torch.nn.functional as F
 
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.settings import TrainSettings
 from biapy_cls.data.dataset import ImageSpec, InMemoryDataset, build_loader
 from biapy_cls.data.discover import SampleList
-from biapy_cls.data.transforms import Normalizer
+from biapy_cls.data.transforms import Normalizer, make_prepare
+from biapy_cls.engine.hooks import LRScheduleHook
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime
-from biapy_cls.engine.trainer import EarlyStopping, FitSetup, train_one_epoch
+from biapy_cls.engine.trainer import FitSetup, Trainer, train_one_epoch
 from biapy_cls.models import ModelSpec, available_architectures, build_model
-from biapy_cls.outputs import RunPaths
-from biapy_cls.workflow import make_prepare
 
 MODELS = ("simple_cnn", "vit", "efficientnet_b0")
 SHAPES = {"2D": (32, 32), "3D": (16, 32, 32)}
@@ -124,27 +124,27 @@ def measure(arch: str, ndim: str, folder: Path, batch: int, round_s: float, roun
     loader = build_loader(dataset, batch, True, 0, 0, False, train=True)
     test_loader = build_loader(dataset, batch, False, 0, 0, False)
     normalizer = Normalizer.from_cfg(cfg)
-    prepare = make_prepare(normalizer, None, CPU)
+    prepare = make_prepare(normalizer, None)
     project_model = copy.deepcopy(model)
-    optimizer = build_optimizer(cfg, project_model)
+    optimizer = build_optimizer(TrainSettings.from_cfg(cfg), project_model)
     setup = FitSetup(
         model=project_model, criterion=build_criterion(cfg, samples.labels, N_CLASSES), optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, n_batches), train_loader=loader, val_loader=None, prepare=prepare,
-        runtime=CPU, paths=RunPaths.create(str(folder), "bench", 1, "bench.yaml"), epochs=1, n_classes=N_CLASSES,
-        early_stopping=EarlyStopping("train_loss"), chart_every=1, checkpoint_payload=dict,
+        train_loader=loader, val_loader=None, prepare=prepare, runtime=CPU, epochs=1, n_classes=N_CLASSES,
+        monitor="train_loss",
     )
+    trainer = Trainer(setup, [LRScheduleHook(LRSchedule(TrainSettings.from_cfg(cfg), optimizer, n_batches))])
     epoch = iter(range(10**9))
 
     def project_train() -> None:
         e = next(epoch)
         loader.sampler.set_epoch(e)
-        train_one_epoch(setup, e)
+        train_one_epoch(trainer, e)
 
     # Bare path: normalised float32 tensors in memory, same weights, batch size and optimizer.
     x_all = prepare(torch.from_numpy(dataset.images), dataset.value_range, False)
     y_all = dataset.labels
     bare_model = copy.deepcopy(model)
-    bare_optimizer = build_optimizer(cfg, bare_model)
+    bare_optimizer = build_optimizer(TrainSettings.from_cfg(cfg), bare_model)
 
     def bare_train() -> None:
         bare_model.train()
@@ -178,7 +178,7 @@ def tta_cost(quick: bool, batch: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_tta_") as tmp:
         dataset = InMemoryDataset(write_images(Path(tmp), "2D", n), ImageSpec("2D", SHAPES["2D"], 1), threads=1)
     loader = build_loader(dataset, batch, False, 0, 0, False)
-    prepare = make_prepare(Normalizer.from_cfg(cfg), None, CPU)
+    prepare = make_prepare(Normalizer.from_cfg(cfg), None)
     pair = alternate(lambda: predict(model, loader, prepare, CPU, tta=True),
                      lambda: predict(model, loader, prepare, CPU, tta=False), n, 2 if quick else 5)
     return {"with": pair.project, "without": pair.bare, "cost": pair.bare / pair.project}

@@ -44,16 +44,16 @@ def child(train_dir: str, in_memory: bool, threads: int) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from biapy_cls.config.defaults import get_cfg_defaults
+    from biapy_cls.config.settings import TrainSettings
     from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
     from biapy_cls.data.discover import discover_labelled
-    from biapy_cls.data.transforms import Normalizer
+    from biapy_cls.data.transforms import Normalizer, make_prepare
+    from biapy_cls.engine.hooks import LRScheduleHook
     from biapy_cls.engine.losses import build_criterion
     from biapy_cls.engine.optim import LRSchedule, build_optimizer
     from biapy_cls.engine.runtime import Runtime
-    from biapy_cls.engine.trainer import EarlyStopping, FitSetup, train_one_epoch
+    from biapy_cls.engine.trainer import FitSetup, Trainer, train_one_epoch
     from biapy_cls.models import ModelSpec, build_model
-    from biapy_cls.outputs import RunPaths
-    from biapy_cls.workflow import make_prepare
 
     torch.set_num_threads(threads)
     cfg = get_cfg_defaults()
@@ -68,15 +68,14 @@ def child(train_dir: str, in_memory: bool, threads: int) -> dict:
     dataset = build_dataset(samples, ImageSpec("2D", (32, 32), 1), in_memory, "Loading", threads=1)
     load_s = time.perf_counter() - start
     loader = build_loader(dataset, 32, True, 0, 0, False, train=True)
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(TrainSettings.from_cfg(cfg), model)
     setup = FitSetup(model=model, criterion=build_criterion(cfg, samples.labels, len(classes)), optimizer=optimizer,
-                     schedule=LRSchedule(cfg, optimizer, len(loader)), train_loader=loader, val_loader=None,
-                     prepare=make_prepare(Normalizer.from_cfg(cfg), None, cpu), runtime=cpu,
-                     paths=RunPaths.create(train_dir, "bench", 1, "bench.yaml"), epochs=1, n_classes=len(classes),
-                     early_stopping=EarlyStopping("train_loss"), chart_every=1, checkpoint_payload=dict)
+                     train_loader=loader, val_loader=None, prepare=make_prepare(Normalizer.from_cfg(cfg), None),
+                     runtime=cpu, epochs=1, n_classes=len(classes), monitor="train_loss")
+    trainer = Trainer(setup, [LRScheduleHook(LRSchedule(TrainSettings.from_cfg(cfg), optimizer, len(loader)))])
     start = time.perf_counter()
     loader.sampler.set_epoch(0)
-    train_one_epoch(setup, 0)
+    train_one_epoch(trainer, 0)
     epoch_s = time.perf_counter() - start
     return {"images": len(samples), "in_memory": in_memory, "load_s": load_s, "epoch_s": epoch_s,
             "peak_before": before, "peak": peak_rss_bytes(),

@@ -16,12 +16,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.settings import TrainSettings
+from biapy_cls.engine.hooks import LRScheduleHook
 from biapy_cls.engine.losses import ClassificationLoss
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime
-from biapy_cls.engine.trainer import EarlyStopping, FitSetup, train_one_epoch
+from biapy_cls.engine.trainer import FitSetup, Trainer, train_one_epoch
 from biapy_cls.models import ModelSpec, build_model
-from biapy_cls.outputs import RunPaths
 
 
 class Images(Dataset):
@@ -52,7 +53,7 @@ def main() -> None:
                         collate_fn=lambda batch: batch)
     cfg = get_cfg_defaults()
     model = build_model(ModelSpec("simple_cnn", "2D", 1, 10, (32, 32)), cfg.MODEL)
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(TrainSettings.from_cfg(cfg), model)
 
     def prepare(x, value_range, train):
         return x.permute(0, 3, 1, 2).float() / value_range
@@ -65,12 +66,10 @@ def main() -> None:
             loss.backward()
             optimizer.step()
 
-    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer,
-                     schedule=LRSchedule(cfg, optimizer, len(loader)), train_loader=loader, val_loader=None,
-                     prepare=prepare, runtime=Runtime(torch.device("cpu")),
-                     paths=RunPaths.create("/tmp", "bench", 1, "bench.yaml"), epochs=1, n_classes=10,
-                     early_stopping=EarlyStopping(), chart_every=1, checkpoint_payload=dict)
-    loops = {"bare PyTorch": bare, "biapy-cls": lambda: train_one_epoch(setup, 0)}
+    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer, train_loader=loader,
+                     val_loader=None, prepare=prepare, runtime=Runtime(torch.device("cpu")), epochs=1, n_classes=10)
+    trainer = Trainer(setup, [LRScheduleHook(LRSchedule(TrainSettings.from_cfg(cfg), optimizer, len(loader)))])
+    loops = {"bare PyTorch": bare, "biapy-cls": lambda: train_one_epoch(trainer, 0)}
     for loop in loops.values():  # warm-up
         loop()
     speed = {name: [] for name in loops}

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +109,14 @@ class RunPaths:
         return [self.results_dir, self.best_checkpoint, self.last_checkpoint, *epochs, self.log_file,
                 self.training_log, self.config_file]
 
-    def test_outputs(self) -> list[Path]:
+    def prediction_outputs(self) -> list[Path]:
         """What a test-only run writes."""
         return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv"]
 
     def protected_outputs(self, training: bool) -> list[Path]:
         """Results worth protecting: a run that left none of these (it failed early) may be re-run freely."""
-        return [self.best_checkpoint, self.last_checkpoint, *self.test_outputs()] if training else self.test_outputs()
+        predictions = self.prediction_outputs()
+        return [self.best_checkpoint, self.last_checkpoint, *predictions] if training else predictions
 
 
 def read_run_info(paths: RunPaths) -> dict:
@@ -144,7 +146,7 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
     """
     info = read_run_info(paths)
     status = info.get("status")
-    outputs = paths.training_outputs() if training else paths.test_outputs()
+    outputs = paths.training_outputs() if training else paths.prediction_outputs()
     existing = [p for p in paths.protected_outputs(training) if p.exists()]
     if resume and overwrite:
         raise RunStateError("--resume continues a run and --overwrite starts it again from scratch: give only one.")
@@ -194,16 +196,27 @@ def normal_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """`write(tmp)` writes a temporary file in the same folder, which is then renamed to `path`: a crash
+    never leaves a half-written file, and the previous `path` stays readable until the new one is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
         # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
         os.chmod(tmp, normal_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) with `atomic_write`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(path, write)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import os
 import shlex
 import sys
 import time
@@ -21,34 +19,31 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config import load_config
-from biapy_cls.data.aug_samples import write_aug_samples
-from biapy_cls.data.augment import Augmenter
+from biapy_cls.config.settings import SystemSettings
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
+from biapy_cls.data.io import read_file
 from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
-from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
+from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
-from biapy_cls.engine.losses import build_criterion
-from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import (
     Runtime,
     amp_dtype,
-    barrier,
     run_on_main,
     seed_everything,
     setup_runtime,
     shutdown_runtime,
     unwrap,
 )
-from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
-from biapy_cls.evaluation.metrics import format_report, test_metrics
-from biapy_cls.evaluation.report_html import TestOutcome, write_report
+from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.evaluation.metrics import classification_metrics, format_report, summary_line
+from biapy_cls.evaluation.report_html import Predictions, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+from biapy_cls.training import train
 
 log = logging.getLogger("biapy_cls")
 
@@ -63,7 +58,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
     cfg, notices = load_config(args.config, args.opts)
     check_writable(paths.job_dir)
-    runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
+    runtime = setup_runtime(args.gpu, SystemSettings.from_cfg(cfg).num_cpus)
     try:
         # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
         plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
@@ -129,28 +124,6 @@ def checkpoint_to_load(cfg: CN, paths: RunPaths):
     return paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
 
 
-def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, runtime: Runtime):
-    """The batch function: unit scale -> augmentation (training only) -> normalisation."""
-
-    def prepare(images: torch.Tensor, value_range: float, train: bool) -> torch.Tensor:
-        x = to_unit(images, value_range)
-        if train and augmenter:
-            x = augmenter(x)
-        x = normalizer(x, value_range)
-        if runtime.cuda and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    return prepare
-
-
-def num_workers(cfg: CN) -> int:
-    """SYSTEM.NUM_WORKERS; -1 = up to 4, within SYSTEM.NUM_CPUS."""
-    workers = cfg.SYSTEM.NUM_WORKERS
-    cpus = (os.cpu_count() or 1) if cfg.SYSTEM.NUM_CPUS == -1 else cfg.SYSTEM.NUM_CPUS
-    return min(4, cpus) if workers == -1 else workers
-
-
 def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
                        resume: bool = False) -> None:
     seed_everything(cfg.SYSTEM.SEED)
@@ -178,27 +151,13 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
                 "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
 
     if cfg.TRAIN.ENABLE:
-        model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
+        model, history = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
+    else:
+        history = []
     if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer)
+        test(cfg, paths, runtime, plan, model, normalizer, history)
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
-        write_report(paths, cfg, plan.class_names)
-
-
-def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
-    """TRAIN.LR_SCALING linear: LR x number of processes, since each step sees that many times more images."""
-    batch = cfg.TRAIN.BATCH_SIZE * cfg.TRAIN.ACCUM_ITER  # images per optimizer step, per process
-    if not runtime.distributed:
-        return cfg
-    message = (f"Effective batch size: {batch} per process x {runtime.world_size} processes = "
-               f"{batch * runtime.world_size} images per step")
-    if cfg.TRAIN.LR_SCALING == "linear":
-        cfg = cfg.clone()
-        cfg.defrost()
-        cfg.TRAIN.LR = cfg.TRAIN.LR * runtime.world_size
-        message += f"; TRAIN.LR_SCALING linear: learning rate {cfg.TRAIN.LR:g}"
-    log.info(message + ".")
-    return cfg
+        write_report(paths, cfg, plan.class_names, history=history)
 
 
 def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: ModelSpec, checkpoint: dict | None,
@@ -214,116 +173,31 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
 
 
-def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-          normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
-    workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
-    batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
-                                workers, pin, runtime.rank, runtime.world_size, train=True)
-    val_loader = None
-    if plan.val is not None:
-        val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
-        val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
-                                  workers, pin, runtime.rank, runtime.world_size)
-    if normalizer.needs_fit:
-        normalizer.fit(train_set)
-        log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
-    augmenter = Augmenter(cfg)
-    log.info(f"Augmentation: {augmenter.describe()}")
-    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
-        files = write_aug_samples(augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
-                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)
-        log.info(f"Augmentation samples: {files[0]}")
-    if runtime.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.device.index] if runtime.cuda else None)
-    n_classes = len(plan.class_names)
-    monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
-    if val_loader is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
-        raise ConfigError(
-            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
-            "result stalls, but there is no validation set (no class has two or more training images). Add "
-            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
-        )
-    cfg = scaled_for_world_size(cfg, runtime)
-    optimizer = build_optimizer(cfg, model)
-    accum = cfg.TRAIN.ACCUM_ITER
-    steps_per_epoch = math.ceil(len(train_loader) / accum)
-    amp = amp_dtype(cfg.TRAIN.AMP, runtime)
-    setup = FitSetup(
-        model=model,
-        criterion=build_criterion(cfg, plan.train.labels, n_classes).to(runtime.device),
-        optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor]),
-        train_loader=train_loader,
-        val_loader=val_loader,
-        prepare=make_prepare(normalizer, augmenter, runtime),
-        runtime=runtime,
-        paths=paths,
-        epochs=cfg.TRAIN.EPOCHS,
-        n_classes=n_classes,
-        early_stopping=EarlyStopping(monitor, cfg.TRAIN.PATIENCE),
-        chart_every=cfg.LOG.CHART_CREATION_FREQ,
-        checkpoint_payload=payload,
-        metrics=tuple(cfg.TRAIN.METRICS) or DEFAULT_METRICS,
-        accum_iter=accum,
-        clip_norm=cfg.TRAIN.GRADIENT_CLIP_NORM,
-        amp_dtype=amp,
-        # A gradient scaler only for fp16, whose small range underflows gradients; bf16 needs none.
-        scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16),
-        save_every=cfg.MODEL.SAVE_CKPT_FREQ,
-    )
-    if resume:
-        state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
-        unwrap(model).load_state_dict(state["model_state"])
-        restore_training_state(setup, state["training"])
-        log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
-    log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
-             + (" per process" if runtime.distributed else "")
-             + (f", one optimizer step every {accum} batches" if accum > 1 else "")
-             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
-             + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
-             + f"; best checkpoint and early stopping on {monitor}")
-    start = time.perf_counter()
-    fit(setup)
-    stopper = setup.early_stopping
-    best = (
-        f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
-    )
-    log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
-    model = unwrap(model)
-    barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
-    if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
-        model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
-    return model
-
-
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer) -> None:
+         normalizer: Normalizer, history: list[dict]) -> None:
+    """Predict the test images; write predictions.csv, the test metrics (with labels) and the report."""
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
-    loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
-                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
+    system = SystemSettings.from_cfg(cfg)
+    loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, system.seed, system.num_workers,
+                          system.pin_memory and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
     tta = cfg.TEST.AUGMENTATION
-    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, tta=tta,
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime.cuda), runtime, tta=tta,
                     tta_mode=cfg.TEST.AUGMENTATION_MODE, amp_dtype=amp_dtype(cfg.TRAIN.AMP, runtime))
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
         return
-    labels = plan.test.labels if plan.test_has_labels else None
+    labels = plan.test.labels if plan.has_test_labels else None
     write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
     log.info(f"Predictions: {paths.predictions}")
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(
-            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
-        )
+        predictions = Predictions(plan.test.paths, plan.test.relative_names(), probs, None, None, read_file)
+        write_report(paths, cfg, plan.class_names, predictions, history)
         return
-    metrics = test_metrics(labels, probs, plan.class_names)
+    metrics = classification_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(
         metrics["confusion_matrix"]["matrix"],
@@ -332,18 +206,6 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
         f"Test confusion matrix - {paths.run_name}",
     )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
-    log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(
-        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
-    )
-
-
-def test_summary(metrics: dict, names: list[str]) -> str:
-    """The final line, with the TEST.METRICS metrics (macro averages)."""
-    keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
-            "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
-    names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
-    values = [
-        f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None
-    ]
-    return "Test " + "  ".join(values)
+    log.info(summary_line(metrics, cfg.TEST.METRICS))
+    predictions = Predictions(plan.test.paths, plan.test.relative_names(), probs, labels, metrics, read_file)
+    write_report(paths, cfg, plan.class_names, predictions, history)

@@ -11,6 +11,7 @@ import re
 
 from yacs.config import CfgNode as CN
 
+from biapy_cls.config.settings import AUGMENT_OPS, CHECKPOINT_MONITORS, LR_SCHEDULERS, TEST_METRICS, TRAIN_METRICS
 from biapy_cls.errors import ConfigError
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
@@ -31,14 +32,14 @@ CHOICES = {
     "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
     "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
-    "TRAIN.CHECKPOINT_MONITOR": ["val_loss", "val_accuracy", "val_f1"],
-    "TRAIN.LR_SCHEDULER.NAME": ["", "reduceonplateau", "warmupcosine", "onecycle"],
+    "TRAIN.CHECKPOINT_MONITOR": CHECKPOINT_MONITORS,
+    "TRAIN.LR_SCHEDULER.NAME": ["", *LR_SCHEDULERS],
 }
 
 # list keys -> accepted items
 LIST_CHOICES = {
-    "TRAIN.METRICS": ["accuracy", "f1", "top-5-accuracy"],
-    "TEST.METRICS": ["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"],
+    "TRAIN.METRICS": list(TRAIN_METRICS),
+    "TEST.METRICS": list(TEST_METRICS),
 }
 
 # key -> (low, high, description); `None` = unbounded; -1 sentinels are described in defaults.py
@@ -199,8 +200,6 @@ AUG_PAIR_BOUNDS = {
 
 
 def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
-    from biapy_cls.data.augment import OPS
-
     aug = cfg.AUGMENTOR
     for key, (low, high, text) in AUG_PAIR_BOUNDS.items():
         value = aug[key]
@@ -219,7 +218,7 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
             if aug[key]:
                 errors.append(f"AUGMENTOR.{key} acts on the z axis, which 2D images do not have (PROBLEM.NDIM is "
                               f"2D). Set AUGMENTOR.{key} False, or PROBLEM.NDIM 3D for volumes.")
-    switched_on = [name for name in OPS if aug[name]]
+    switched_on = [name for name in AUGMENT_OPS if aug[name]]
     if switched_on and not aug.ENABLE:
         notices.append(f"AUGMENTOR.ENABLE is False, so {', '.join(switched_on)} (switched on) will not be applied.")
 

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from biapy_cls.config.settings import AUGMENT_OPS, AugmentSettings
+
 # The AUGMENTOR switches, in the order they are applied.
-OPS = ("ROT90", "VFLIP", "HFLIP", "ZFLIP", "RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT", "ELASTIC", "G_BLUR",
-       "MEDIAN_BLUR", "MOTION_BLUR", "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT", "CUTOUT", "GAUSSIAN_NOISE")
+OPS = AUGMENT_OPS  # the switches, in the order they are applied (named once, in config/settings.py)
 AFFINE_OPS = ("RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT")
 # AFFINE_MODE / E_MODE (skimage, scipy and imgaug names) -> how grid_sample fills the border.
 FILL_MODES = {"constant": "zeros", "reflect": "reflection", "symmetric": "reflection", "mirror": "reflection",
@@ -115,19 +116,18 @@ def _planes(x: torch.Tensor) -> torch.Tensor:
 class Augmenter:
     """The switched-on AUGMENTOR transformations; call it on a unit-scaled float batch."""
 
-    def __init__(self, cfg: CN):
-        self.aug = aug = cfg.AUGMENTOR
-        self.ndim = 3 if cfg.PROBLEM.NDIM == "3D" else 2
-
-        def prob(name: str) -> float:
-            p = aug[f"{name}_PROB"]
-            return float(aug.DA_PROB if p == -1 else p)
-
-        self.ops: list[tuple[str, float]] = [(n, prob(n)) for n in OPS if aug.ENABLE and aug[n]]
+    def __init__(self, settings: AugmentSettings):
+        self.aug = aug = settings.params
+        self.ndim = settings.ndim
+        self.ops: list[tuple[str, float]] = list(settings.ops)
         self.affine_fill = FILL_MODES[aug.AFFINE_MODE]
         self.elastic_fill = FILL_MODES[aug.E_MODE]
         self._motion_bank: torch.Tensor | None = None
         self._elastic_cache: dict = {}  # (H, W, device) -> smoothing transfer function, pixel scale
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> Augmenter:
+        return cls(AugmentSettings.from_cfg(cfg))
 
     def __bool__(self) -> bool:
         return bool(self.ops)

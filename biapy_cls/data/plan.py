@@ -35,7 +35,7 @@ class DataPlan:
     test: SampleList | None = None
 
     @property
-    def test_has_labels(self) -> bool:
+    def has_test_labels(self) -> bool:
         return self.test is not None and bool((self.test.labels >= 0).all())
 
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 from yacs.config import CfgNode as CN
 
-from biapy_cls.data.augment import Augmenter  # noqa: F401  (re-exported: the batch steps live together)
+from biapy_cls.data.augment import Augmenter, _per_image  # one definition of "every axis but the batch"
 from biapy_cls.data.dataset import collate
 
 EPS = 1e-6
@@ -26,8 +26,20 @@ def to_unit(images: torch.Tensor, value_range: float) -> torch.Tensor:
     return images.float() / value_range
 
 
-def _per_image(x: torch.Tensor) -> tuple[int, ...]:
-    return tuple(range(1, x.ndim))
+def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, channels_last: bool = False):
+    """The batch function `prepare(images, value_range, train)`: unit scale -> augmentation (training only)
+    -> normalisation; 2D batches in channels-last memory order when `channels_last` (faster on CUDA)."""
+
+    def prepare(images: torch.Tensor, value_range: float, train: bool) -> torch.Tensor:
+        x = to_unit(images, value_range)
+        if train and augmenter:
+            x = augmenter(x)
+        x = normalizer(x, value_range)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    return prepare
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +18,14 @@ import torch
 
 from biapy_cls import __version__
 from biapy_cls.errors import CheckpointError
-from biapy_cls.outputs import normal_file_mode
+from biapy_cls.outputs import atomic_write
 
 FORMAT = "biapy-cls-checkpoint"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: the previous file stays readable
-    until the new one is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
-        torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically: the previous file stays readable until the new one is complete."""
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": __version__, **state}, tmp))
 
 
 def copy_checkpoint(src: Path, dst: Path) -> None:

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules from TRAIN.* and TRAIN.LR_SCHEDULER.*."""
+"""Optimizers and learning-rate schedules from the TRAIN.* settings (config/settings.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,24 @@ from functools import partial
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
-from yacs.config import CfgNode as CN
+
+from biapy_cls.config.settings import TrainSettings
 
 
-def build_optimizer(cfg: CN, model: torch.nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(train: TrainSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
     """TRAIN.OPTIMIZER with TRAIN.LR and TRAIN.W_DECAY; no weight decay on biases and norm layers."""
-    train = cfg.TRAIN
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": train.W_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
-    betas = tuple(float(b) for b in train.OPT_BETAS)
-    if train.OPTIMIZER == "SGD":
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if train.optimizer == "SGD":
         # Nesterov momentum, as timm's "sgd" (which BiaPy uses); plain SGD when MOMENTUM is 0.
-        return torch.optim.SGD(groups, lr=train.LR, momentum=train.MOMENTUM, nesterov=train.MOMENTUM > 0)
-    if train.OPTIMIZER == "ADAM":
+        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.momentum > 0)
+    if train.optimizer == "ADAM":
         # Adam's weight decay is L2 added to the gradient, as in BiaPy.
-        return torch.optim.Adam(groups, lr=train.LR, betas=betas)
-    return torch.optim.AdamW(groups, lr=train.LR, betas=betas)
+        return torch.optim.Adam(groups, lr=train.lr, betas=train.betas)
+    return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas)
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) -> float:
@@ -43,29 +42,26 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) 
 
 class LRSchedule:
     """TRAIN.LR_SCHEDULER: warmupcosine and onecycle change the LR after every optimizer step,
-    reduceonplateau after every epoch (on the monitored quantity); '' keeps it constant."""
+    reduceonplateau after every epoch (on the monitored quantity, `train.monitor_mode` deciding whether
+    lower is better); '' keeps it constant."""
 
-    def __init__(self, cfg: CN, optimizer: torch.optim.Optimizer, steps_per_epoch: int, mode: str = "min"):
-        sched = cfg.TRAIN.LR_SCHEDULER
-        self.name = sched.NAME
+    def __init__(self, train: TrainSettings, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+        sched = train.schedule
+        self.name = sched.name
+        self.per_step = sched.per_step
         self.optimizer = optimizer
-        self.total_steps = max(1, cfg.TRAIN.EPOCHS * steps_per_epoch)
+        self.total_steps = max(1, train.epochs * steps_per_epoch)
         self.steps = 0
-        min_lr = max(sched.MIN_LR, 0.0)
         self.scheduler = None
         if self.name == "warmupcosine":
-            factor = partial(warmup_cosine, warmup_steps=sched.WARMUP_COSINE_DECAY_EPOCHS * steps_per_epoch,
-                             total_steps=self.total_steps, floor=min_lr / cfg.TRAIN.LR)
+            factor = partial(warmup_cosine, warmup_steps=sched.warmup_epochs * steps_per_epoch,
+                             total_steps=self.total_steps, floor=sched.min_lr / train.lr)
             self.scheduler = LambdaLR(optimizer, factor)
         elif self.name == "onecycle":
-            self.scheduler = OneCycleLR(optimizer, max_lr=cfg.TRAIN.LR, total_steps=self.total_steps)
+            self.scheduler = OneCycleLR(optimizer, max_lr=train.lr, total_steps=self.total_steps)
         elif self.name == "reduceonplateau":
-            self.scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=sched.REDUCEONPLATEAU_FACTOR,
-                                               patience=sched.REDUCEONPLATEAU_PATIENCE, min_lr=min_lr)
-
-    @property
-    def per_step(self) -> bool:
-        return self.name in ("warmupcosine", "onecycle")
+            self.scheduler = ReduceLROnPlateau(optimizer, mode=train.monitor_mode, factor=sched.factor,
+                                               patience=sched.patience, min_lr=sched.min_lr)
 
     def step_batch(self) -> None:
         """After each optimizer step. OneCycleLR refuses to step past its end, hence the guard."""

@@ -50,10 +50,8 @@ def parse_gpu_ids(gpu: str | None) -> list[int]:
 
 
 def set_threads(num_cpus: int, world_size: int = 1) -> None:
-    """SYSTEM.NUM_CPUS threads for the whole job, shared by its processes."""
-    total = os.cpu_count() or 1
-    wanted = total if num_cpus == -1 else min(num_cpus, total)
-    torch.set_num_threads(max(1, wanted // world_size))
+    """`num_cpus` threads (SystemSettings.num_cpus) for the whole job, shared by its processes."""
+    torch.set_num_threads(max(1, num_cpus // world_size))
 
 
 def amp_dtype(choice: str, runtime: Runtime) -> torch.dtype | None:
@@ -73,7 +71,8 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_runtime(gpu: str | None, num_cpus: int) -> Runtime:
-    """Pick the device from --gpu and join the process group when launched by torch.distributed.run."""
+    """Pick the device from --gpu and join the process group when launched by torch.distributed.run;
+    `num_cpus` is SystemSettings.num_cpus (SYSTEM.NUM_CPUS with -1 resolved)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

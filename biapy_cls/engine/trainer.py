@@ -1,5 +1,9 @@
-"""The training loop, readable top to bottom: epochs of training and validation, early stopping,
-best and last checkpoints every epoch, logs, charts and TensorBoard.
+"""The training loop, readable top to bottom: epochs of training and validation; everything else
+(LR schedule, early stopping, checkpoints, logs, charts, TensorBoard) is a hook (engine/hooks.py).
+
+    trainer = Trainer(setup, hooks)      # FitSetup: what is trained, on what, how
+    trainer.load_state_dict(training)    # optional: resume from a checkpoint's `training` state
+    trainer.fit()
 
 `fit` resumes exactly from a checkpoint's `training` state: the sampler order depends only on
 (seed, epoch) and every RNG state is restored, so an interrupted-then-resumed run on the CPU ends
@@ -9,94 +13,50 @@ with the same model as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from biapy_cls.engine.checkpoint import copy_checkpoint, rng_state, save_checkpoint, set_rng_state
+from biapy_cls.config.settings import DEFAULT_TRAIN_METRICS, TRAIN_METRICS
+from biapy_cls.engine.checkpoint import rng_state, set_rng_state
 from biapy_cls.engine.losses import ClassificationLoss
-from biapy_cls.engine.optim import LRSchedule
-from biapy_cls.engine.runtime import Runtime, reduce_sum, unwrap
+from biapy_cls.engine.runtime import Runtime, reduce_sum
 from biapy_cls.errors import TrainingDiverged
 from biapy_cls.evaluation.metrics import confusion_matrix, summarize_confusion
-from biapy_cls.evaluation.reports import TensorBoard, TrainingLog, plot_history
-from biapy_cls.outputs import RunPaths
 
-log = logging.getLogger("biapy_cls")
-
-# Quantity watched for early stopping and the best checkpoint, and whether lower is better.
-MONITORS = {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "train_loss": "min"}
+if TYPE_CHECKING:
+    from biapy_cls.engine.hooks import HookBase
 
 PrepareFn = Callable[[torch.Tensor, float, bool], torch.Tensor]  # (stored images, value range, train) -> input
 
 
 @dataclass
-class EarlyStopping:
-    monitor: str = "val_loss"
-    patience: int = -1  # -1: never stop early
-    best: float | None = None
-    best_epoch: int = -1
-    bad_epochs: int = 0
-
-    def update(self, value: float, epoch: int) -> bool:
-        """Record this epoch's value; True when it is the best so far."""
-        lower_is_better = MONITORS[self.monitor] == "min"
-        improved = self.best is None or (value < self.best if lower_is_better else value > self.best)
-        if improved:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-        else:
-            self.bad_epochs += 1
-        return improved
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience != -1 and self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
-
-
-# TRAIN.METRICS item -> the row key's suffix (train_<suffix>, val_<suffix>)
-METRIC_KEYS = {"accuracy": "accuracy", "f1": "f1", "top-5-accuracy": "top5_accuracy"}
-DEFAULT_METRICS = ("accuracy", "f1")
-
-
-@dataclass
 class FitSetup:
-    """Everything `fit` works with, built by the workflow."""
+    """What is trained, on what data, and how one optimizer step is taken: inputs, built by the workflow."""
 
     model: nn.Module
     criterion: ClassificationLoss
     optimizer: torch.optim.Optimizer
-    schedule: LRSchedule
     train_loader: DataLoader
     val_loader: DataLoader | None
     prepare: PrepareFn
     runtime: Runtime
-    paths: RunPaths
     epochs: int
     n_classes: int
-    early_stopping: EarlyStopping
-    chart_every: int
-    checkpoint_payload: Callable[[], dict]  # model description, class names, ...: the static part
-    metrics: tuple[str, ...] = DEFAULT_METRICS  # TRAIN.METRICS items
+    metrics: tuple[str, ...] = DEFAULT_TRAIN_METRICS  # TRAIN.METRICS items
+    monitor: str = "val_loss"  # kept in every epoch's row, whatever TRAIN.METRICS says
     accum_iter: int = 1
     clip_norm: float = 0.0  # 0: no clipping
     amp_dtype: torch.dtype | None = None  # None: full precision
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
-    save_every: int = -1  # MODEL.SAVE_CKPT_FREQ
-    history: list[dict] = field(default_factory=list)
-    start_epoch: int = 0
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -106,6 +66,21 @@ class FitSetup:
     @property
     def top5(self) -> bool:
         return "top-5-accuracy" in self.metrics
+
+
+@dataclass
+class TrainState:
+    """What changes while training; hooks read it and may change the fields marked so."""
+
+    epoch: int = 0  # 0-based epoch being trained (in after_epoch: the one just finished)
+    start_epoch: int = 0  # first epoch of this run (> 0 when resumed)
+    step: int = 0  # optimizer steps taken in the current epoch
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch (the training log)
+    metrics: dict = field(default_factory=dict)  # this epoch's row; hooks may add keys (e.g. EMA's val metrics)
+    improved: bool = False  # set by the monitor hook: this epoch is the best so far
+    stop_reason: str = ""  # set by a hook to end training after this epoch; logged
+    model_to_save: nn.Module | None = None  # hooks may set other weights (e.g. EMA's) for the checkpoints
+    best_checkpoint: Path | None = None  # set by the checkpoint hook: named when training diverges
 
 
 def _to_device(images: torch.Tensor, labels: torch.Tensor, runtime: Runtime):
@@ -118,39 +93,64 @@ def _top5_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (top == labels[:, None]).any(dim=1).sum()
 
 
-def _summary(prefix: str, loss_sum, weight_sum, cm, top5_hits, runtime: Runtime) -> dict:
-    """Epoch means from sums, added exactly across processes."""
-    sums = reduce_sum(torch.stack([loss_sum, torch.as_tensor(weight_sum, dtype=torch.float64, device=runtime.device),
-                                   top5_hits.double()]), runtime)
-    cm = reduce_sum(cm, runtime)
-    summary = summarize_confusion(cm)
-    n = max(int(cm.sum()), 1)
-    return {f"{prefix}_loss": float(sums[0] / sums[1].clamp_min(1e-12)), f"{prefix}_accuracy": summary["accuracy"],
-            f"{prefix}_f1": summary["f1"], f"{prefix}_top5_accuracy": float(sums[2]) / n}
+class EpochTotals:
+    """Loss, confusion matrix and top-5 hits summed over an epoch, on the device (no synchronisation per
+    step), then turned into means added exactly across processes."""
+
+    def __init__(self, n_classes: int, runtime: Runtime, top5: bool):
+        device = runtime.device
+        self.runtime, self.top5, self.n_classes = runtime, top5, n_classes
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.weight_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.cm = torch.zeros((n_classes, n_classes), dtype=torch.int64, device=device)
+        self.top5_hits = torch.zeros((), dtype=torch.int64, device=device)
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor, total: torch.Tensor, count) -> None:
+        self.loss_sum += total
+        self.weight_sum += count
+        self.cm += confusion_matrix(logits.argmax(1), labels, self.n_classes)
+        if self.top5:
+            self.top5_hits += _top5_hits(logits, labels)
+
+    @property
+    def running_loss(self) -> float:
+        return float(self.loss_sum / self.weight_sum)
+
+    def summary(self, prefix: str) -> dict:
+        runtime = self.runtime
+        weight = torch.as_tensor(self.weight_sum, dtype=torch.float64, device=runtime.device)
+        sums = reduce_sum(torch.stack([self.loss_sum, weight, self.top5_hits.double()]), runtime)
+        cm = reduce_sum(self.cm, runtime)
+        summary = summarize_confusion(cm)
+        n = max(int(cm.sum()), 1)
+        return {f"{prefix}_loss": float(sums[0] / sums[1].clamp_min(1e-12)), f"{prefix}_accuracy": summary["accuracy"],
+                f"{prefix}_f1": summary["f1"], f"{prefix}_top5_accuracy": float(sums[2]) / n}
 
 
-def _optimizer_step(setup: FitSetup) -> None:
+def _optimizer_step(trainer: Trainer) -> None:
+    setup = trainer.setup
     if setup.clip_norm > 0:
         setup.scaler.unscale_(setup.optimizer)  # clip the true gradients, not the fp16-scaled ones
         torch.nn.utils.clip_grad_norm_(setup.model.parameters(), setup.clip_norm)
     setup.scaler.step(setup.optimizer)
     setup.scaler.update()
     setup.optimizer.zero_grad(set_to_none=True)
-    setup.schedule.step_batch()
+    trainer.state.step += 1
+    trainer.call("after_step")
 
 
-def train_one_epoch(setup: FitSetup, epoch: int) -> dict:
-    model, runtime, n_classes = setup.model, setup.runtime, setup.n_classes
+def train_one_epoch(trainer: Trainer, epoch: int) -> dict:
+    """One pass over the training data; returns train_loss, train_accuracy, train_f1, train_top5_accuracy."""
+    setup = trainer.setup
+    model, runtime = setup.model, setup.runtime
     model.train()
     value_range = setup.train_loader.dataset.value_range
-    loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    weight_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    cm = torch.zeros((n_classes, n_classes), dtype=torch.int64, device=runtime.device)
-    top5_hits = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    totals = EpochTotals(setup.n_classes, runtime, setup.top5)
     n_batches, accum = len(setup.train_loader), setup.accum_iter
     bar = tqdm(setup.train_loader, desc=f"Epoch {epoch + 1}/{setup.epochs}", unit="batch", leave=False,
                disable=not runtime.is_main or None, dynamic_ncols=True)
     setup.optimizer.zero_grad(set_to_none=True)
+    trainer.state.step = 0
     for step, (images, labels, _) in enumerate(bar):
         images, labels = _to_device(images, labels, runtime)
         with setup.autocast():
@@ -159,33 +159,17 @@ def train_one_epoch(setup: FitSetup, epoch: int) -> dict:
         loss = total / count
         setup.scaler.scale(loss / accum if accum > 1 else loss).backward()
         if (step + 1) % accum == 0 or step + 1 == n_batches:
-            _optimizer_step(setup)
-        # Running sums stay on the device: no synchronisation per step.
-        loss_sum += total.detach()
-        weight_sum += count
-        logits = logits.detach()
-        cm += confusion_matrix(logits.argmax(1), labels, n_classes)
-        if setup.top5:
-            top5_hits += _top5_hits(logits, labels)
+            _optimizer_step(trainer)
+        totals.add(logits.detach(), labels, total.detach(), count)
         if step % 50 == 0:  # one synchronisation every 50 steps, for the progress bar and a NaN check
-            running = float(loss_sum / weight_sum)
+            running = totals.running_loss
             if not math.isfinite(running):
-                raise TrainingDiverged(_diverged_message(setup, epoch))
+                raise TrainingDiverged(trainer.diverged_message(epoch))
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
-    row = _summary("train", loss_sum, weight_sum, cm, top5_hits, runtime)
+    row = totals.summary("train")
     if not math.isfinite(row["train_loss"]):
-        raise TrainingDiverged(_diverged_message(setup, epoch))
+        raise TrainingDiverged(trainer.diverged_message(epoch))
     return row
-
-
-def _diverged_message(setup: FitSetup, epoch: int) -> str:
-    best = setup.paths.best_checkpoint
-    kept = f" The best checkpoint so far is kept in '{best}'." if best.exists() else ""
-    return (
-        f"The training loss became NaN or infinite in epoch {epoch + 1}, so training stopped.{kept} Lower TRAIN.LR "
-        "(e.g. by 10x), set TRAIN.GRADIENT_CLIP_NORM (e.g. 1.0), check the images for NaN values, or use another "
-        "DATA.NORMALIZATION.TYPE."
-    )
 
 
 @torch.no_grad()
@@ -194,106 +178,108 @@ def evaluate(model: nn.Module, criterion: ClassificationLoss, loader: DataLoader
     """val_loss, val_accuracy, val_f1 and val_top5_accuracy on a labelled loader, summed exactly across processes."""
     model.eval()
     value_range = loader.dataset.value_range
-    loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    weight_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
-    cm = torch.zeros((n_classes, n_classes), dtype=torch.int64, device=runtime.device)
-    top5_hits = torch.zeros((), dtype=torch.int64, device=runtime.device)
+    totals = EpochTotals(n_classes, runtime, top5)
     for images, labels, _ in loader:
         images, labels = _to_device(images, labels, runtime)
         with autocast():
             logits = model(prepare(images, value_range, False))
         total, count = criterion.totals(logits, labels)
-        loss_sum += total
-        weight_sum += count
-        cm += confusion_matrix(logits.argmax(1), labels, n_classes)
-        if top5:
-            top5_hits += _top5_hits(logits, labels)
-    return _summary("val", loss_sum, weight_sum, cm, top5_hits, runtime)
+        totals.add(logits, labels, total, count)
+    return totals.summary("val")
 
 
-def training_state(setup: FitSetup, epoch: int) -> dict:
-    """What resuming needs, after `epoch` (0-based) has completed."""
-    return {
-        "epoch": epoch,
-        "optimizer": setup.optimizer.state_dict(),
-        "schedule": setup.schedule.state_dict(),
-        "scaler": setup.scaler.state_dict(),
-        "early_stopping": setup.early_stopping.state_dict(),
-        "history": list(setup.history),
-        "rng": rng_state(),
-    }
+class Trainer:
+    """Runs the epochs of a FitSetup and calls its hooks at their points (see engine/hooks.py)."""
 
+    def __init__(self, setup: FitSetup, hooks: list[HookBase] | None = None):
+        self.setup = setup
+        self.state = TrainState()
+        self.hooks: list[HookBase] = []
+        for hook in hooks or []:
+            self.register(hook)
 
-def restore_training_state(setup: FitSetup, state: dict) -> None:
-    setup.optimizer.load_state_dict(state["optimizer"])
-    setup.schedule.load_state_dict(state["schedule"])
-    if state.get("scaler"):
-        setup.scaler.load_state_dict(state["scaler"])
-    setup.early_stopping.load_state_dict(state["early_stopping"])
-    setup.history = list(state["history"])
-    setup.start_epoch = state["epoch"] + 1
-    set_rng_state(state["rng"])
+    def register(self, hook: HookBase) -> None:
+        """Add a hook after those already registered: hooks run in registration order."""
+        hook.trainer = self
+        self.hooks.append(hook)
 
+    @property
+    def model(self) -> nn.Module:
+        return self.setup.model
 
-def _report(setup: FitSetup, row: dict) -> dict:
-    """The row as logged: losses, the TRAIN.METRICS metrics and the monitored quantity."""
-    wanted = {METRIC_KEYS[m] for m in setup.metrics} | {"loss"}
-    keep = {k: v for k, v in row.items()
-            if k != "epoch" and (k.split("_", 1)[1] in wanted or k == setup.early_stopping.monitor)}
-    return {"epoch": row["epoch"], **keep}
+    def call(self, point: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)()
 
+    def evaluate(self, model: nn.Module | None = None) -> dict:
+        """The validation metrics (val_loss, val_accuracy, ...) of `model` (default: the trained one), so
+        that a hook can evaluate other weights (e.g. an average of them) on the same data."""
+        setup = self.setup
+        return evaluate(model if model is not None else setup.model, setup.criterion, setup.val_loader,
+                        setup.prepare, setup.runtime, setup.n_classes, setup.autocast, setup.top5)
 
-def _epoch_line(row: dict, epochs: int, best: bool) -> str:
-    values = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
-    mark = "  (best)" if best else ""
-    return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{mark}"
+    def fit(self) -> dict:
+        """Train from `state.start_epoch` to `setup.epochs` or until a hook stops it; return the last row."""
+        setup, state = self.setup, self.state
+        self.call("before_train")
+        try:
+            for epoch in range(state.start_epoch, setup.epochs):
+                state.epoch, state.improved = epoch, False
+                start = time.perf_counter()
+                self.call("before_epoch")
+                setup.train_loader.sampler.set_epoch(epoch)
+                row = {"epoch": epoch + 1, **train_one_epoch(self, epoch)}
+                if setup.val_loader is not None:
+                    setup.val_loader.sampler.set_epoch(epoch)
+                    row.update(self.evaluate())
+                row = self._reported(row)
+                row["lr"] = float(setup.optimizer.param_groups[0]["lr"])  # the LR of the epoch's last step
+                row["seconds"] = round(time.perf_counter() - start, 3)
+                state.metrics = row
+                state.history.append(row)
+                self.call("after_epoch")
+                if state.stop_reason:
+                    break
+        finally:
+            self.call("after_train")
+        return state.history[-1] if state.history else {}
 
+    def _reported(self, row: dict) -> dict:
+        """The row as logged: losses, the TRAIN.METRICS metrics and the monitored quantity."""
+        wanted = {TRAIN_METRICS[m] for m in self.setup.metrics} | {"loss"}
+        keep = {k: v for k, v in row.items()
+                if k != "epoch" and (k.split("_", 1)[1] in wanted or k == self.setup.monitor)}
+        return {"epoch": row["epoch"], **keep}
 
-def fit(setup: FitSetup) -> dict:
-    """Train from `setup.start_epoch` to `setup.epochs` or early stop; return the final history row."""
-    runtime, paths = setup.runtime, setup.paths
-    main = runtime.is_main
-    training_log = TrainingLog(paths.training_log, setup.history) if main else None
-    board = TensorBoard(paths.tensorboard_dir, enabled=main)
-    stopper = setup.early_stopping
-    monitor = stopper.monitor
-    try:
-        for epoch in range(setup.start_epoch, setup.epochs):
-            start = time.perf_counter()
-            setup.train_loader.sampler.set_epoch(epoch)
-            row = {"epoch": epoch + 1, **train_one_epoch(setup, epoch)}
-            if setup.val_loader is not None:
-                setup.val_loader.sampler.set_epoch(epoch)
-                row.update(evaluate(setup.model, setup.criterion, setup.val_loader, setup.prepare, runtime,
-                                    setup.n_classes, setup.autocast, setup.top5))
-            row = _report(setup, row)
-            row["lr"] = setup.schedule.lr
-            setup.schedule.step_epoch(row[monitor])
-            row["seconds"] = round(time.perf_counter() - start, 3)
-            setup.history.append(row)
-            improved = stopper.update(row[monitor], epoch + 1)
-            if main:
-                log.info(_epoch_line(row, setup.epochs, improved))
-                training_log.append(row)
-                board.epoch(row)
-                payload = {**setup.checkpoint_payload(), "model_state": unwrap(setup.model).state_dict(),
-                           "training": training_state(setup, epoch)}
-                save_checkpoint(paths.last_checkpoint, payload)
-                # The same file under other names: linked, not written again.
-                if improved:
-                    copy_checkpoint(paths.last_checkpoint, paths.best_checkpoint)
-                if setup.save_every > 0 and (epoch + 1) % setup.save_every == 0:
-                    copy_checkpoint(paths.last_checkpoint, paths.epoch_checkpoint(epoch + 1))
-                if (epoch + 1) % setup.chart_every == 0:
-                    plot_history(setup.history, paths.charts_dir, paths.run_name)
-            if stopper.should_stop:
-                if main:
-                    log.info(f"Early stopping: {monitor} has not improved for {stopper.patience} epochs "
-                             f"(best {stopper.best:.4f} at epoch {stopper.best_epoch}).")
-                break
-    finally:
-        board.close()
-        if main:
-            plot_history(setup.history, paths.charts_dir, paths.run_name)
-    return setup.history[-1] if setup.history else {}
+    def diverged_message(self, epoch: int) -> str:
+        best = self.state.best_checkpoint
+        kept = f" The best checkpoint so far is kept in '{best}'." if best is not None and best.exists() else ""
+        return (
+            f"The training loss became NaN or infinite in epoch {epoch + 1}, so training stopped.{kept} Lower TRAIN.LR "
+            "(e.g. by 10x), set TRAIN.GRADIENT_CLIP_NORM (e.g. 1.0), check the images for NaN values, or use another "
+            "DATA.NORMALIZATION.TYPE."
+        )
 
+    # -- resuming -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What resuming needs, after `state.epoch` (0-based) has completed: the loop's own state and that
+        of every hook with a `state_key` (the LR schedule, early stopping, ...), each under its key."""
+        setup, state = self.setup, self.state
+        training = {"epoch": state.epoch, "optimizer": setup.optimizer.state_dict()}
+        for hook in self.hooks:
+            if hook.state_key:
+                training[hook.state_key] = hook.state_dict()
+        training.update(scaler=setup.scaler.state_dict(), history=list(state.history), rng=rng_state())
+        return training
+
+    def load_state_dict(self, training: dict) -> None:
+        setup, state = self.setup, self.state
+        setup.optimizer.load_state_dict(training["optimizer"])
+        for hook in self.hooks:
+            if hook.state_key and hook.state_key in training:
+                hook.load_state_dict(training[hook.state_key])
+        if training.get("scaler"):
+            setup.scaler.load_state_dict(training["scaler"])
+        state.history = list(training["history"])
+        state.start_epoch = training["epoch"] + 1
+        set_rng_state(training["rng"])

@@ -1,13 +1,16 @@
 """Classification metrics.
 
 During training, metrics come from a confusion matrix, which sums exactly across processes. The
-final test report uses scikit-learn. Every function accepts classes absent from the data.
+final test report uses scikit-learn (`classification_metrics`, `format_report`, `summary_line`). Every
+function accepts classes absent from the data.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from biapy_cls.config.settings import DEFAULT_TEST_METRICS, TEST_METRICS
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -47,7 +50,7 @@ def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict:
     return per_class
 
 
-def test_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
     """Everything test_metrics.json holds: overall scores, per-class report, confusion matrix."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
 
@@ -107,3 +110,11 @@ def format_report(metrics: dict, class_names: list[str]) -> str:
     for name, row in zip(class_names, cm):
         lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}d}" for v in row))
     return "\n".join(lines)
+
+
+def summary_line(metrics: dict, names: list[str] | tuple[str, ...]) -> str:
+    """The final line of a test run: the TEST.METRICS metrics (macro averages; all by default)."""
+    names = list(names) or list(DEFAULT_TEST_METRICS)
+    values = [f"{name.replace('_', ' ')}: {metrics[TEST_METRICS[name]]:.4f}" for name in names
+              if metrics.get(TEST_METRICS[name]) is not None]
+    return "Test " + "  ".join(values)

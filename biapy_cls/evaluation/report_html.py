@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
+from biapy_cls.config.settings import MONITOR_MODES
 from biapy_cls.outputs import RunPaths, atomic_write_text, read_run_info
 
 log = logging.getLogger("biapy_cls")
@@ -52,16 +53,15 @@ pre{background:#f7f9fc;padding:10px;font-size:.8em;max-height:420px;overflow:aut
 
 
 @dataclass
-class TestOutcome:
+class Predictions:
     """What the test step knows about its predictions."""
-
-    __test__ = False  # not a pytest test class, despite the name
 
     files: list[Path]  # the image files, in prediction order
     names: list[str]  # the `filename` column of predictions.csv
     probs: np.ndarray  # (n_images, n_classes) softmax probabilities
     labels: np.ndarray | None  # true class indices; None when the test set has no labels
     metrics: dict | None  # test_metrics.json, when there are labels
+    read_image: Callable[[Path], np.ndarray] | None = None  # reads a file for its thumbnail (data.io.read_file)
 
 
 def esc(value) -> str:
@@ -83,7 +83,7 @@ def curves_png(history: list[dict]) -> bytes | None:
     """Loss, each metric and the learning rate per epoch (the charts of charts/), in one picture."""
     from matplotlib.figure import Figure
 
-    from biapy_cls.evaluation.reports import TITLES, history_curves
+    from biapy_cls.evaluation.reports import TITLES, draw_curves, history_curves
 
     panels = [(stem, keys) for stem, keys in history_curves(history).items()
               if any(row.get(k) is not None for row in history for k in keys)]
@@ -95,34 +95,23 @@ def curves_png(history: list[dict]) -> bytes | None:
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    epochs = [row["epoch"] for row in history]
     for ax, (stem, keys) in zip(axes.flat, panels):
-        for key in keys:
-            values = [row.get(key) for row in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
-                        label=key.replace("_", " "))
+        draw_curves(ax, history, stem, keys)
         ax.set_title(TITLES.get(stem, stem.replace("_", " ")), fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
         ax.tick_params(labelsize=8)
-        lrs = [row["lr"] for row in history if row.get("lr")]
-        if stem == "lr" and lrs and max(lrs) > 10 * min(lrs):  # log scale only for a real decay
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def thumbnail_png(path: Path, size: int = THUMB) -> bytes | None:
-    """A viewable 8-bit picture of any image the tool reads: 3D shows the middle z slice."""
+def thumbnail_png(path: Path, read_image: Callable[[Path], np.ndarray], size: int = THUMB) -> bytes | None:
+    """A viewable 8-bit picture of any image `read_image` reads: 3D shows the middle z slice."""
     from PIL import Image
 
-    from biapy_cls.data.io import read_file
-
     try:
-        arr = np.asarray(read_file(path), dtype=np.float32)
+        arr = np.asarray(read_image(path), dtype=np.float32)
     except Exception:  # noqa: BLE001 - a picture we cannot draw is left out, the report still works
         return None
     arr = np.squeeze(arr)
@@ -196,7 +185,7 @@ def training_section(history: list[dict], monitor: str = "val_loss") -> str:
         return ""
     if not any(monitor in row for row in history):  # no validation set: the training loss decides
         monitor = "train_loss"
-    sign = 1 if monitor.endswith("loss") else -1  # losses are minimised, accuracy and F1 maximised
+    sign = 1 if MONITOR_MODES[monitor] == "min" else -1
     best = min(history, key=lambda row: sign * row.get(monitor, sign * float("inf")))
     cards = [
         (str(history[-1]["epoch"]), "epochs trained"),
@@ -261,7 +250,7 @@ def _short(name: str, width: int = 10) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
+def examples_section(outcome: Predictions, class_names: list[str]) -> str:
     """The most confidently misclassified images; without labels, the least confident predictions."""
     pred = outcome.probs.argmax(axis=1)
     confidence = outcome.probs.max(axis=1)
@@ -283,7 +272,7 @@ def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
     tone = "bad" if outcome.labels is not None else "plain"  # red only when the prediction is known to be wrong
     figures = []
     for i in chosen:
-        png = thumbnail_png(outcome.files[i])
+        png = thumbnail_png(outcome.files[i], outcome.read_image) if outcome.read_image else None
         picture = f'<img alt="{esc(outcome.names[i])}" src="{png_data_uri(png)}">' if png else "<p>(no preview)</p>"
         lines = [f"<b>{esc(outcome.names[i])}</b>",
                  f'<span class="p">predicted <span class="{tone}">{esc(class_names[pred[i]])}</span> '
@@ -298,7 +287,7 @@ def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
     )
 
 
-def prediction_counts_section(outcome: TestOutcome, class_names: list[str]) -> str:
+def prediction_counts_section(outcome: Predictions, class_names: list[str]) -> str:
     counts = np.bincount(outcome.probs.argmax(axis=1), minlength=len(class_names))
     rows = "".join(f"<tr><td>{esc(n)}</td><td>{c}</td><td>{c / max(1, len(outcome.probs)):.1%}</td></tr>"
                    for n, c in zip(class_names, counts))
@@ -308,18 +297,12 @@ def prediction_counts_section(outcome: TestOutcome, class_names: list[str]) -> s
 
 
 # --------------------------------------------------------------------------------------- the page
-def read_history(path: Path) -> list[dict]:
-    """The epochs of RUN_training_log.json (one JSON object per line); [] when there is none."""
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return []
-
-
-def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> str:
+def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Predictions | None = None,
+                  history: list[dict] | None = None) -> str:
+    """The page; `history` is the training log's rows (the trainer's history), [] or None without training."""
     info = read_run_info(paths)
-    history = read_history(paths.training_log) if cfg.TRAIN.ENABLE else []
-    monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
+    history = history or []
+    monitor = str(cfg.TRAIN.CHECKPOINT_MONITOR)
     parts = [config_section(cfg, paths, info), training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
         parts += [metrics_section(outcome.metrics), confusion_section(outcome.metrics)]
@@ -337,10 +320,11 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
             f"<style>{STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")
 
 
-def write_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> None:
+def write_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Predictions | None = None,
+                 history: list[dict] | None = None) -> None:
     """Write results/RUN/report.html. A report that fails is logged, never fatal: the run's results are safe."""
     try:
-        atomic_write_text(paths.report, render_report(paths, cfg, class_names, outcome))
+        atomic_write_text(paths.report, render_report(paths, cfg, class_names, outcome, history))
         log.info(f"Report: {paths.report}")
     except Exception as err:  # noqa: BLE001 - the report is a convenience on top of finished results
         log.warning(f"Could not write the HTML report ({type(err).__name__}: {err}); the other results are complete.")

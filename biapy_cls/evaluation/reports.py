@@ -90,6 +90,21 @@ def history_curves(history: list[dict]) -> dict[str, list[str]]:
     return curves
 
 
+def draw_curves(ax, history: list[dict], stem: str, keys: list[str]) -> None:
+    """The curves of one chart (`history_curves` item) on a matplotlib Axes: charts/ and the report alike."""
+    epochs = [row["epoch"] for row in history]
+    for key in keys:
+        values = [row.get(key) for row in history]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
+                    label=key.replace("_", " "))
+    lrs = [row["lr"] for row in history if row.get("lr")]
+    if stem == "lr" and lrs and max(lrs) > 10 * min(lrs):  # log scale only for a real decay
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
 def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
     """One PNG per quantity: RUN_loss.png, RUN_<metric>.png for each metric, RUN_lr.png."""
     if not history:
@@ -99,22 +114,13 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
     from matplotlib.figure import Figure
 
     charts_dir.mkdir(parents=True, exist_ok=True)
-    epochs = [row["epoch"] for row in history]
     for stem, keys in history_curves(history).items():
         fig = Figure(figsize=(6, 4), dpi=100)
         fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.12)
         ax = fig.subplots()
-        for key in keys:
-            values = [row.get(key) for row in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
-                        label=key.replace("_", " "))
+        draw_curves(ax, history, stem, keys)
         ax.set_xlabel("epoch")
         ax.set_title(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}")
-        if stem == "lr":
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
         fig.savefig(charts_dir / f"{run_name}_{stem}.png")
 
 

@@ -51,6 +51,14 @@ def register(name: str) -> Callable:
     return wrap
 
 
+def dropout_rate(model_cfg, default: float) -> float:
+    """MODEL.DROPOUT_VALUES[0] (the rate before the classification head), or the architecture's own default
+    when the list is empty or there is no MODEL node."""
+    if model_cfg is not None and len(model_cfg.DROPOUT_VALUES):
+        return float(model_cfg.DROPOUT_VALUES[0])
+    return default
+
+
 def available_architectures() -> list[str]:
     return sorted(_MODULES)
 

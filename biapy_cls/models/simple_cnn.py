@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from biapy_cls.models import ModelSpec, register
+from biapy_cls.models import ModelSpec, dropout_rate, register
 
 WIDTHS = (16, 32, 64)
 
@@ -62,5 +62,4 @@ class SimpleCNN(nn.Module):
 
 @register("simple_cnn")
 def build_simple_cnn(spec: ModelSpec, model_cfg=None) -> nn.Module:
-    dropout = float(model_cfg.DROPOUT_VALUES[0]) if model_cfg is not None and len(model_cfg.DROPOUT_VALUES) else 0.2
-    return SimpleCNN(spec, dropout=dropout)
+    return SimpleCNN(spec, dropout=dropout_rate(model_cfg, 0.2))

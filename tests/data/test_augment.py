@@ -65,7 +65,7 @@ def batch(ndim: str) -> torch.Tensor:
 
 def run(cfg, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)
-    return Augmenter(cfg)(x)
+    return Augmenter.from_cfg(cfg)(x)
 
 
 def only(name: str, ndim: str = "2D", **extra):
@@ -110,7 +110,7 @@ def test_probabilities_own_and_da_prob():
     assert torch.equal(run(make_cfg(VFLIP=True, VFLIP_PROB=1.0, DA_PROB=0.0), x), x.flip(-2))
     assert torch.equal(run(make_cfg(VFLIP=True, DA_PROB=1.0), x), x.flip(-2))  # VFLIP_PROB -1 = DA_PROB
     assert torch.equal(run(make_cfg(VFLIP=True, DA_PROB=0.0), x), x)
-    assert not Augmenter(make_cfg(ENABLE=False, VFLIP=True, VFLIP_PROB=1.0))
+    assert not Augmenter.from_cfg(make_cfg(ENABLE=False, VFLIP=True, VFLIP_PROB=1.0))
 
 
 def test_flips_and_rot90_are_exact_and_invertible_on_the_right_axes():
@@ -186,7 +186,8 @@ class TinyDataset(torch.utils.data.Dataset):
 @pytest.mark.parametrize("ndim", ["2D", "3D"])
 def test_samples_are_written(tmp_path, ndim):
     images = torch.randint(0, 256, (5, *SHAPES[ndim][1:]), dtype=torch.uint8)
-    files = write_aug_samples(Augmenter(only("ELASTIC", ndim)), TinyDataset(images), tmp_path / "aug", "job_1", 3, True)
+    augmenter = Augmenter.from_cfg(only("ELASTIC", ndim))
+    files = write_aug_samples(augmenter, TinyDataset(images), tmp_path / "aug", "job_1", 3, True)
     sheet = np.asarray(Image.open(tmp_path / "aug" / "job_1_aug_samples.png"))
     assert sheet.ndim == 3 and sheet.shape[1] > 2 * sheet.shape[0] / 3  # 3 rows of 3 tiles
     tifs = sorted(p.name for p in files if p.suffix == ".tif")

@@ -10,11 +10,12 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.settings import TrainSettings
 from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
+from biapy_cls.engine.hooks import EarlyStopping
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, set_threads
-from biapy_cls.engine.trainer import EarlyStopping
 from biapy_cls.errors import ConfigError
 from conftest import digits_config, write_yaml
 
@@ -28,6 +29,10 @@ def schedule_cfg(name: str, epochs: int = 5, **keys):
     for key, value in keys.items():
         cfg.TRAIN.LR_SCHEDULER[key] = value
     return cfg
+
+
+def schedule_for(cfg, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> LRSchedule:
+    return LRSchedule(TrainSettings.from_cfg(cfg), optimizer, steps_per_epoch)
 
 
 def lr_per_step(schedule: LRSchedule, steps: int) -> list[float]:
@@ -47,7 +52,7 @@ def sgd(lr: float = LR) -> torch.optim.Optimizer:
 def test_warmupcosine_warms_up_per_step_then_decays_to_min_lr():
     steps_per_epoch, epochs, warmup_epochs = 4, 5, 1
     cfg = schedule_cfg("warmupcosine", epochs, MIN_LR=MIN_LR, WARMUP_COSINE_DECAY_EPOCHS=warmup_epochs)
-    lrs = lr_per_step(LRSchedule(cfg, sgd(), steps_per_epoch), steps_per_epoch * epochs)
+    lrs = lr_per_step(schedule_for(cfg, sgd(), steps_per_epoch), steps_per_epoch * epochs)
     warmup = steps_per_epoch * warmup_epochs
     # Warm-up: a linear rise, one step at a time, from a small LR to TRAIN.LR.
     assert lrs[:warmup] == pytest.approx([LR * (i + 1) / warmup for i in range(warmup)])
@@ -63,7 +68,7 @@ def test_warmupcosine_warms_up_per_step_then_decays_to_min_lr():
 
 def test_onecycle_follows_pytorch_one_cycle_definition():
     steps = 40
-    lrs = lr_per_step(LRSchedule(schedule_cfg("onecycle", epochs=4), sgd(), 10), steps)
+    lrs = lr_per_step(schedule_for(schedule_cfg("onecycle", epochs=4), sgd(), 10), steps)
     # OneCycleLR: start at max_lr / 25, peak at TRAIN.LR after 30% of the steps, end at start / 1e4.
     assert lrs[0] == pytest.approx(LR / 25)
     peak = int(np.argmax(lrs))
@@ -73,7 +78,7 @@ def test_onecycle_follows_pytorch_one_cycle_definition():
 
 def test_reduceonplateau_lowers_lr_after_patience_and_stops_at_min_lr():
     cfg = schedule_cfg("reduceonplateau", MIN_LR=LR / 5, REDUCEONPLATEAU_PATIENCE=1, REDUCEONPLATEAU_FACTOR=0.5)
-    schedule = LRSchedule(cfg, sgd(), 10, mode="min")
+    schedule = schedule_for(cfg, sgd(), 10)
     lrs = []
     for val_loss in [1.0, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]:
         schedule.step_batch()  # no effect per step
@@ -84,15 +89,15 @@ def test_reduceonplateau_lowers_lr_after_patience_and_stops_at_min_lr():
 
 
 def test_constant_schedule_and_resumed_schedule():
-    assert set(lr_per_step(LRSchedule(schedule_cfg(""), sgd(), 5), 12)) == {LR}
+    assert set(lr_per_step(schedule_for(schedule_cfg(""), sgd(), 5), 12)) == {LR}
     cfg = schedule_cfg("warmupcosine", MIN_LR=MIN_LR, WARMUP_COSINE_DECAY_EPOCHS=2)
-    full = lr_per_step(LRSchedule(cfg, sgd(), 4), 20)
-    first = LRSchedule(cfg, sgd(), 4)
+    full = lr_per_step(schedule_for(cfg, sgd(), 4), 20)
+    first = schedule_for(cfg, sgd(), 4)
     head = lr_per_step(first, 7)
     state = first.state_dict()
     optimizer = sgd()
     optimizer.load_state_dict(first.optimizer.state_dict())
-    resumed = LRSchedule(cfg, optimizer, 4)
+    resumed = schedule_for(cfg, optimizer, 4)
     resumed.load_state_dict(state)
     assert head + lr_per_step(resumed, 13) == pytest.approx(full)
 
@@ -164,16 +169,16 @@ def test_optimizers_from_config():
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     cfg = get_cfg_defaults()
     cfg.TRAIN.OPTIMIZER, cfg.TRAIN.MOMENTUM, cfg.TRAIN.W_DECAY = "SGD", 0.8, 0.01
-    opt = build_optimizer(cfg, model)
+    opt = build_optimizer(TrainSettings.from_cfg(cfg), model)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.8 and opt.defaults["nesterov"]
     # no weight decay on biases and norm layers
     assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
     cfg.TRAIN.OPTIMIZER, cfg.TRAIN.OPT_BETAS = "ADAM", (0.8, 0.99)
-    opt = build_optimizer(cfg, model)
+    opt = build_optimizer(TrainSettings.from_cfg(cfg), model)
     assert type(opt) is torch.optim.Adam and opt.defaults["betas"] == (0.8, 0.99)
     cfg.TRAIN.OPTIMIZER = "ADAMW"
-    assert type(build_optimizer(cfg, model)) is torch.optim.AdamW
+    assert type(build_optimizer(TrainSettings.from_cfg(cfg), model)) is torch.optim.AdamW
 
 
 def test_early_stopping_on_a_metric_to_maximise():
@@ -220,17 +225,18 @@ def test_runtime_threads_and_precision():
     assert all(amp_dtype(choice, cpu) is None for choice in ("auto", "bf16", "fp16", "none"))
 
 
-def test_workers_and_test_summary_follow_the_config():
-    from biapy_cls.workflow import num_workers, test_summary
+def test_workers_and_the_summary_line_follow_the_config():
+    from biapy_cls.config.settings import SystemSettings
+    from biapy_cls.evaluation.metrics import summary_line
 
     cfg = get_cfg_defaults()
     cfg.SYSTEM.NUM_CPUS, cfg.SYSTEM.NUM_WORKERS = 2, -1
-    assert num_workers(cfg) == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS
+    assert SystemSettings.from_cfg(cfg).num_workers == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS
     cfg.SYSTEM.NUM_WORKERS = 3
-    assert num_workers(cfg) == 3
+    assert SystemSettings.from_cfg(cfg).num_workers == 3
     metrics = {"accuracy": 0.5, "balanced_accuracy": 0.25, "f1_macro": 0.125, "roc_auc_macro": None}
-    assert test_summary(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
-    assert test_summary(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
+    assert summary_line(metrics, []) == "Test accuracy: 0.5000  balanced accuracy: 0.2500  f1: 0.1250"
+    assert summary_line(metrics, ["f1", "roc_auc"]) == "Test f1: 0.1250"
 
 
 def test_mixed_precision_step_with_scaler_clipping_and_accumulation(tmp_path):
@@ -238,9 +244,9 @@ def test_mixed_precision_step_with_scaler_clipping_and_accumulation(tmp_path):
     where PyTorch offers the same API: every optimizer step must still update the weights."""
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+    from biapy_cls.engine.hooks import LRScheduleHook
     from biapy_cls.engine.losses import ClassificationLoss
-    from biapy_cls.engine.trainer import FitSetup, train_one_epoch
-    from biapy_cls.outputs import RunPaths
+    from biapy_cls.engine.trainer import FitSetup, Trainer, train_one_epoch
 
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)), torch.arange(24))
@@ -248,16 +254,16 @@ def test_mixed_precision_step_with_scaler_clipping_and_accumulation(tmp_path):
     loader = DataLoader(data, batch_size=4, sampler=DistributedSampler(data, 1, 0, shuffle=False))
     model = torch.nn.Linear(8, 3)
     cfg = get_cfg_defaults()
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(TrainSettings.from_cfg(cfg), model)
     steps = []
     optimizer.register_step_post_hook(lambda *args: steps.append(1))
-    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer,
-                     schedule=LRSchedule(cfg, optimizer, 3), train_loader=loader, val_loader=None,
-                     prepare=lambda x, value_range, train: x, runtime=Runtime(torch.device("cpu")),
-                     paths=RunPaths.create(str(tmp_path), "j", 1, "c.yaml"), epochs=1, n_classes=3,
-                     early_stopping=EarlyStopping(), chart_every=1, checkpoint_payload=dict, accum_iter=2,
-                     clip_norm=0.5, amp_dtype=torch.bfloat16, scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+    setup = FitSetup(model=model, criterion=ClassificationLoss(), optimizer=optimizer, train_loader=loader,
+                     val_loader=None, prepare=lambda x, value_range, train: x, runtime=Runtime(torch.device("cpu")),
+                     epochs=1, n_classes=3, accum_iter=2, clip_norm=0.5, amp_dtype=torch.bfloat16,
+                     scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+    schedule = schedule_for(cfg, optimizer, 3)
+    trainer = Trainer(setup, [LRScheduleHook(schedule)])
     before = model.weight.detach().clone()
-    row = train_one_epoch(setup, 0)
-    assert len(steps) == 3  # 6 batches, one optimizer step every 2
+    row = train_one_epoch(trainer, 0)
+    assert len(steps) == 3 and schedule.steps == 3  # 6 batches, one optimizer step (and LR step) every 2
     assert math.isfinite(row["train_loss"]) and not torch.equal(model.weight, before)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -11,7 +10,8 @@ import pytest
 import tifffile
 
 from biapy_cls.config import get_cfg_defaults
-from biapy_cls.evaluation.report_html import TestOutcome, render_report
+from biapy_cls.data.io import read_file
+from biapy_cls.evaluation.report_html import Predictions, render_report
 from biapy_cls.outputs import RunPaths, atomic_write_text
 from conftest import assert_self_contained
 
@@ -27,24 +27,23 @@ def write_pngs(folder, n):
 
 
 def test_report_shows_metrics_curves_and_the_most_confident_errors(tmp_path):
-    from biapy_cls.evaluation.metrics import test_metrics
+    from biapy_cls.evaluation.metrics import classification_metrics
 
     cfg = get_cfg_defaults()
     cfg.TRAIN.ENABLE = cfg.TEST.ENABLE = True
     cfg.AUGMENTOR.ENABLE = cfg.AUGMENTOR.HFLIP = True
     paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
-    paths.log_dir.mkdir(parents=True)
-    paths.training_log.write_text("".join(
-        json.dumps({"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5, "val_accuracy": 0.6,
-                    "val_f1": 0.5, "lr": 1e-3, "seconds": 1.0}) + "\n" for e in (1, 2, 3)))
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5, "val_accuracy": 0.6,
+                "val_f1": 0.5, "lr": 1e-3, "seconds": 1.0} for e in (1, 2, 3)]
     files = write_pngs(tmp_path, 6)
     labels = np.array([0, 0, 1, 1, 2, 2])
     probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1],  # img_1: wrong, 70 %
                       [0.1, 0.8, 0.1], [0.05, 0.05, 0.9],  # img_3: wrong, 90 %
                       [0.1, 0.1, 0.8], [0.5, 0.2, 0.3]])  # img_5: wrong, 50 %
     names = ["cat <a>", "dog", "eel"]  # markup in a class name must be shown, not interpreted
-    metrics = test_metrics(labels, probs, names)
-    text = render_report(paths, cfg, names, TestOutcome(files, [f.name for f in files], probs, labels, metrics))
+    metrics = classification_metrics(labels, probs, names)
+    predictions = Predictions(files, [f.name for f in files], probs, labels, metrics, read_file)
+    text = render_report(paths, cfg, names, predictions, history)
     assert_self_contained(text)
     for heading in ("Configuration", "Training", "Test metrics", "Confusion matrix", "Most confidently misclassified"):
         assert f"<h2>{heading}" in text
@@ -66,7 +65,8 @@ def test_report_for_unlabelled_3d_predictions(tmp_path):
         tifffile.imwrite(files[-1], np.random.default_rng(i).integers(0, 255, (6, 20, 24), dtype=np.uint8))
     probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.4, 0.6], [0.99, 0.01]])
     paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
-    text = render_report(paths, cfg, ["alive", "dead"], TestOutcome(files, [f.name for f in files], probs, None, None))
+    text = render_report(paths, cfg, ["alive", "dead"], Predictions(files, [f.name for f in files], probs, None, None,
+                                                                    read_file))
     assert_self_contained(text)
     assert "Least confident predictions" in text and "Test metrics" not in text
     assert text.count("<figure>") == 5 and text.count("data:image/png;base64,") == 5
@@ -91,9 +91,8 @@ def test_training_only_report_has_config_and_curves(tmp_path):
     cfg = get_cfg_defaults()
     cfg.TRAIN.ENABLE, cfg.TEST.ENABLE = True, False
     paths = RunPaths.create(str(tmp_path / "out"), "job", 1, "x.yaml")
-    paths.log_dir.mkdir(parents=True)
-    paths.training_log.write_text(json.dumps({"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.6, "lr": 1e-3}) + "\n")
-    text = render_report(paths, cfg, ["a", "b"])
+    history = [{"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.6, "lr": 1e-3}]
+    text = render_report(paths, cfg, ["a", "b"], history=history)
     assert_self_contained(text)
     assert "<h2>Training</h2>" in text and "training run" in text and "Test metrics" not in text
     assert text.count("data:image/png;base64,") == 1

@@ -1,0 +1,166 @@
+"""Typed settings, resolved once from the checked config: each decision (the names a key accepts, the
+default a key falls back to, what its -1 "auto" means) is made here and handed on as a plain value.
+
+    train = TrainSettings.from_cfg(cfg)      # train.metrics, train.monitor_mode, train.schedule.min_lr, ...
+    system = SystemSettings.from_cfg(cfg)    # system.num_workers with -1 resolved
+
+The checks (config/check.py) accept the names listed here; the engine and the report read the
+settings instead of the raw yacs node. `Normalizer.from_cfg` and `AugmentSettings.from_cfg`
+(data/) follow the same pattern for their sections.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, make_dataclass, replace
+
+from yacs.config import CfgNode as CN
+
+# TRAIN.LR_SCHEDULER.NAME -> when the schedule steps: after every optimizer step, or after every epoch.
+LR_SCHEDULERS = {"reduceonplateau": "epoch", "warmupcosine": "step", "onecycle": "step"}
+# Quantities that pick the best checkpoint and stop training early, and whether lower is better.
+# train_loss is used when there is no validation set; TRAIN.CHECKPOINT_MONITOR accepts the others.
+MONITOR_MODES = {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "train_loss": "min"}
+CHECKPOINT_MONITORS = [m for m in MONITOR_MODES if m.startswith("val_")]
+# TRAIN.METRICS items -> the suffix of their keys in the training log (train_<suffix>, val_<suffix>).
+TRAIN_METRICS = {"accuracy": "accuracy", "f1": "f1", "top-5-accuracy": "top5_accuracy"}
+DEFAULT_TRAIN_METRICS = ("accuracy", "f1")  # TRAIN.METRICS: []
+# TEST.METRICS items -> their key in test_metrics.json (macro averages).
+TEST_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
+                "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
+DEFAULT_TEST_METRICS = ("accuracy", "balanced_accuracy", "f1")  # TEST.METRICS: []
+MAX_AUTO_WORKERS = 4  # SYSTEM.NUM_WORKERS: -1
+# AUGMENTOR switches of the transformations, in the order they are applied (each has a <NAME>_PROB key).
+AUGMENT_OPS = ("ROT90", "VFLIP", "HFLIP", "ZFLIP", "RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT", "ELASTIC", "G_BLUR",
+               "MEDIAN_BLUR", "MOTION_BLUR", "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT", "CUTOUT",
+               "GAUSSIAN_NOISE")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """TRAIN.LR_SCHEDULER."""
+
+    name: str = ""  # "" = constant learning rate
+    min_lr: float = 0.0  # MIN_LR, -1 resolved to 0
+    factor: float = 0.5  # REDUCEONPLATEAU_FACTOR
+    patience: int = -1  # REDUCEONPLATEAU_PATIENCE
+    warmup_epochs: int = 0  # WARMUP_COSINE_DECAY_EPOCHS
+
+    @property
+    def per_step(self) -> bool:
+        return LR_SCHEDULERS.get(self.name) == "step"
+
+    @classmethod
+    def from_cfg(cls, node: CN) -> ScheduleSettings:
+        """From the TRAIN.LR_SCHEDULER node."""
+        return cls(str(node.NAME), max(float(node.MIN_LR), 0.0), float(node.REDUCEONPLATEAU_FACTOR),
+                   int(node.REDUCEONPLATEAU_PATIENCE), int(node.WARMUP_COSINE_DECAY_EPOCHS))
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """TRAIN.*: how the model is optimised, watched and saved."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    accum_iter: int = 1
+    lr: float = 1e-4
+    optimizer: str = "ADAMW"
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_scaling: str = "none"
+    patience: int = -1  # -1: never stop early
+    monitor: str = "val_loss"  # TRAIN.CHECKPOINT_MONITOR (train_loss when there is no validation set)
+    metrics: tuple[str, ...] = DEFAULT_TRAIN_METRICS
+    clip_norm: float = 0.0  # 0: no clipping
+    amp: str = "auto"
+    save_every: int = -1  # MODEL.SAVE_CKPT_FREQ; -1: only best and last
+    chart_every: int = 1  # LOG.CHART_CREATION_FREQ
+    schedule: ScheduleSettings = ScheduleSettings()
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> TrainSettings:
+        train = cfg.TRAIN
+        return cls(
+            epochs=int(train.EPOCHS), batch_size=int(train.BATCH_SIZE), accum_iter=int(train.ACCUM_ITER),
+            lr=float(train.LR), optimizer=str(train.OPTIMIZER), weight_decay=float(train.W_DECAY),
+            momentum=float(train.MOMENTUM), betas=tuple(float(b) for b in train.OPT_BETAS),
+            lr_scaling=str(train.LR_SCALING), patience=int(train.PATIENCE), monitor=str(train.CHECKPOINT_MONITOR),
+            metrics=tuple(train.METRICS) or DEFAULT_TRAIN_METRICS, clip_norm=float(train.GRADIENT_CLIP_NORM),
+            amp=str(train.AMP), save_every=int(cfg.MODEL.SAVE_CKPT_FREQ), chart_every=int(cfg.LOG.CHART_CREATION_FREQ),
+            schedule=ScheduleSettings.from_cfg(train.LR_SCHEDULER),
+        )
+
+    @property
+    def monitor_mode(self) -> str:
+        """'min' or 'max': whether a lower monitored value is better."""
+        return MONITOR_MODES[self.monitor]
+
+    def without_validation(self) -> TrainSettings:
+        """The settings of a run that has no validation set: the training loss is watched."""
+        return replace(self, monitor="train_loss")
+
+    def with_lr(self, lr: float) -> TrainSettings:
+        return replace(self, lr=lr)
+
+
+def summary_metric_names(cfg: CN) -> tuple[str, ...]:
+    """TEST.METRICS (the metrics of the final summary line), or the default set when it is empty."""
+    return tuple(cfg.TEST.METRICS) or DEFAULT_TEST_METRICS
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    """SYSTEM.*, with its -1 "automatic" values resolved for this machine."""
+
+    seed: int = 0
+    num_cpus: int = 1  # threads for the whole job
+    num_workers: int = 0  # DataLoader worker processes
+    pin_memory: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> SystemSettings:
+        system = cfg.SYSTEM
+        available = os.cpu_count() or 1
+        cpus = available if system.NUM_CPUS == -1 else min(int(system.NUM_CPUS), available)
+        # -1: up to MAX_AUTO_WORKERS, within SYSTEM.NUM_CPUS as given (not capped by this machine's count)
+        budget = available if system.NUM_CPUS == -1 else int(system.NUM_CPUS)
+        workers = min(MAX_AUTO_WORKERS, budget) if system.NUM_WORKERS == -1 else int(system.NUM_WORKERS)
+        return cls(int(system.SEED), cpus, workers, bool(system.PIN_MEM))
+
+
+def frozen_section(node: CN, name: str):
+    """A frozen dataclass instance holding every key of a config section, named as the keys are (lists
+    become tuples, sub-sections nested instances): a typed, read-only snapshot that the code reads
+    instead of the mutable yacs node. New keys in defaults.py appear in it without further wiring."""
+    values = {}
+    for key, value in node.items():
+        if isinstance(value, CN):
+            value = frozen_section(value, f"{name}_{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    cls = make_dataclass(name, [(key, type(value)) for key, value in values.items()], frozen=True)
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """AUGMENTOR: the switched-on transformations with their probabilities (-1 resolved to DA_PROB), and
+    every parameter key as `params.<KEY>` (e.g. params.ZOOM_RANGE)."""
+
+    ops: tuple[tuple[str, float], ...] = ()  # (switch name, probability), in AUGMENT_OPS order
+    ndim: int = 2
+    params: object = None  # frozen_section(cfg.AUGMENTOR)
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> AugmentSettings:
+        aug = cfg.AUGMENTOR
+
+        def prob(name: str) -> float:
+            p = aug[f"{name}_PROB"]
+            return float(aug.DA_PROB if p == -1 else p)
+
+        ops = tuple((n, prob(n)) for n in AUGMENT_OPS if aug.ENABLE and aug[n])
+        return cls(ops, 3 if cfg.PROBLEM.NDIM == "3D" else 2, frozen_section(aug, "AugmentorParams"))
