@@ -30,10 +30,11 @@ from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
                                       shutdown_runtime, unwrap)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
@@ -59,12 +60,14 @@ def run_from_args(args: argparse.Namespace) -> None:
     try:
         # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
         plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
+        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line(args)}")
             for notice in notices:
                 log.info(f"Note: {notice}")
+            if resume_note:
+                log.info(resume_note)
             atomic_write_text(paths.config_file, cfg.dump())
             write_run_info(paths, "running", command=command_line(args), version=__version__)
             log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
@@ -75,7 +78,7 @@ def run_from_args(args: argparse.Namespace) -> None:
         except KeyboardInterrupt:
             if runtime.is_main:
                 write_run_info(paths, "interrupted")
-            resume = f"{command_line(args)} --resume".replace(" --overwrite", "")
+            resume = resume_command(args)
             saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
                      if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
             raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
@@ -89,6 +92,20 @@ def run_from_args(args: argparse.Namespace) -> None:
     finally:
         close_logging()
         shutdown_runtime(runtime)
+
+
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace) -> str | None:
+    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
+    claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
+    if args.resume:
+        return check_resume(cfg, paths, resume_command(args))
+    return None
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run: the one typed, with --resume and without --overwrite."""
+    argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
@@ -231,12 +248,6 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
     n_classes = len(plan.class_names)
     monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
-    if val_loader is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
-        raise ConfigError(
-            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
-            "result stalls, but there is no validation set (no class has two or more training images). Add "
-            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
-        )
     cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
     accum = cfg.TRAIN.ACCUM_ITER
