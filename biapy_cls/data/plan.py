@@ -14,8 +14,8 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls.data.dataset import ImageSpec
 from biapy_cls.data.discover import SampleList, discover_labelled, discover_unlabelled, stratified_folds, stratified_split
-from biapy_cls.data.io import read_image, to_channels_last, read_file
-from biapy_cls.errors import DataError
+from biapy_cls.data.io import read_file, read_image, require_readers, to_channels_last
+from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
 
@@ -85,13 +85,32 @@ def plan_training_data(cfg: CN) -> DataPlan:
             f"class folders ({', '.join(class_names)}). Set DATA.N_CLASSES to {len(class_names)} (or -1 to count "
             "the folders), or fix the folders."
         )
+    require_readers(train.paths, f"DATA.TRAIN.PATH ('{train.root}')")
     spec = infer_spec(cfg, train)
     check_first_image(train, spec)
     if cfg.DATA.VAL.FROM_TRAIN:
         train, val = _split_train(cfg, train)
     else:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
+    check_against_data(cfg, class_names, val)
     return DataPlan(class_names, spec, train, val)
+
+
+def check_against_data(cfg: CN, class_names: list[str], val: SampleList | None) -> None:
+    """Training settings that depend on the class folders, checked before any image is decoded."""
+    weights = list(cfg.LOSS.CLASS_WEIGHTS)
+    if cfg.LOSS.CLASS_REBALANCE == "manual" and len(weights) != len(class_names):
+        raise ConfigError(
+            f"LOSS.CLASS_WEIGHTS has {len(weights)} weights but the training data has {len(class_names)} classes "
+            f"({', '.join(class_names)}): give one weight per class, in that order (the class folders' names in "
+            "natural order)."
+        )
+    if val is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
+        raise ConfigError(
+            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
+            "result stalls, but there is no validation set (no class has two or more training images). Add "
+            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
+        )
 
 
 def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
@@ -104,6 +123,7 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
         plan.test, _ = discover_labelled(cfg.DATA.TEST.PATH, "DATA.TEST.PATH", cfg.PROBLEM.NDIM, plan.class_names)
     else:
         plan.test = discover_unlabelled(cfg.DATA.TEST.PATH, "DATA.TEST.PATH", cfg.PROBLEM.NDIM)
+    require_readers(plan.test.paths, f"DATA.TEST.PATH ('{plan.test.root}')")
     check_first_image(plan.test, plan.spec)
     return plan
 
