@@ -240,7 +240,7 @@ _C.MODEL.ARCHITECTURE = "simple_cnn"
 _C.MODEL.DROPOUT_VALUES = [0.2]
 # ViT base size: custom (the VIT_* keys below) or the sizes of vit_base_patch16, vit_large_patch16, vit_huge_patch14.
 _C.MODEL.VIT_MODEL = "custom"
-# ViT token (patch) side in pixels; -1 = auto: chosen for DATA.PATCH_SIZE (e.g. 4 for 32x32) and logged.
+# ViT token (patch) side in pixels; -1 = auto: chosen for DATA.PATCH_SIZE (e.g. 8 for 32x32, a 4x4 token grid) and logged.
 _C.MODEL.VIT_TOKEN_SIZE = -1
 # ViT embedding width; -1 = auto (128 for patches up to 64 pixels, 256 up to 160, else 384).
 _C.MODEL.VIT_EMBED_DIM = -1
@@ -258,7 +258,7 @@ _C.MODEL.PRETRAINED_WEIGHTS = ""
 _C.MODEL.SKIP_UNMATCHED_LAYERS = False
 # Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not trained.
 _C.MODEL.FREEZE_LAYERS_MATCHING = []
-# Start from a checkpoint: PATHS.CHECKPOINT_FILE, or this job's own (see LOAD_CHECKPOINT_EPOCH); needed to test without training, and fine-tunes with TRAIN.ENABLE.
+# Start from this job's own checkpoint (see LOAD_CHECKPOINT_EPOCH) when PATHS.CHECKPOINT_FILE is empty; with TRAIN.ENABLE it fine-tunes. A test-only run needs it or PATHS.CHECKPOINT_FILE (that alone suffices).
 _C.MODEL.LOAD_CHECKPOINT = False
 # Which of this job's checkpoints to load when PATHS.CHECKPOINT_FILE is empty: best_on_val or last_on_train.
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"
@@ -327,7 +327,7 @@ _C.TEST = CN()
 _C.TEST.ENABLE = False
 # Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy, balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
 _C.TEST.METRICS = []
-# Test-time augmentation: predict every image also flipped and rotated by 90 degrees (2D: 8 views; 3D: flips of z, y, x, and with y-x rotation 16 views) and combine.
+# Test-time augmentation: predict every image also flipped and rotated by 90 degrees, and combine: 2D 8 views (4 when y and x differ: no 90-degree turn), 3D 16 views (8 when y and x differ).
 _C.TEST.AUGMENTATION = False
 # How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
 _C.TEST.AUGMENTATION_MODE = "mean"
