@@ -21,8 +21,11 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config import load_config
-from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
-from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
+from biapy_cls.data.crossval import all_folds, run_all_folds
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.plan import (DataPlan, data_notes, describe, plan_test_data, plan_training_data,
+                                 write_filtered_samples)
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
@@ -58,46 +61,57 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
-        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args))
-        setup_logging(paths.log_file, runtime.is_main)
-        if runtime.is_main:
-            log.info(f"biapy-cls {__version__}: {command_line(args)}")
-            for notice in notices:
-                log.info(f"Note: {notice}")
-            if resume_note:
-                log.info(resume_note)
-            atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(args), version=__version__)
-            log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                     + f", {torch.get_num_threads()} CPU thread(s) per process")
-            log.info(describe(plan))
-        try:
-            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
-        except KeyboardInterrupt:
-            if runtime.is_main:
-                write_run_info(paths, "interrupted")
-            resume = resume_command(args)
-            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
-                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
-            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-        except BaseException:
-            if runtime.is_main:
-                write_run_info(paths, "failed")
-            raise
-        if runtime.is_main:
-            write_run_info(paths, "finished")
-            log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
+            run_all_folds(args, cfg, notices, paths, runtime, run_one)
+        else:
+            run_one(args, cfg, notices, paths, runtime)
     finally:
         close_logging()
         shutdown_runtime(runtime)
 
 
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace) -> str | None:
+def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
+            resume: bool | None = None) -> None:
+    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
+    resume = args.resume if resume is None else resume
+    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
+    setup_logging(paths.log_file, runtime.is_main)
+    if runtime.is_main:
+        log.info(f"biapy-cls {__version__}: {command_line(args)}")
+        for notice in notices:
+            log.info(f"Note: {notice}")
+        if resume_note:
+            log.info(resume_note)
+        atomic_write_text(paths.config_file, cfg.dump())
+        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
+        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
+                 + f", {torch.get_num_threads()} CPU thread(s) per process")
+        log.info(describe(plan))
+        write_filtered_samples(paths, plan)
+    try:
+        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            write_run_info(paths, "interrupted")
+        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
+                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
+                 else "No epoch had completed, so there is nothing to resume.")
+        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+    except BaseException:
+        if runtime.is_main:
+            write_run_info(paths, "failed")
+        raise
+    if runtime.is_main:
+        write_run_info(paths, "finished")
+        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+
+
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
     """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
-    claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
-    if args.resume:
+    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
+    if resume:
         return check_resume(cfg, paths, resume_command(args))
     return None
 
@@ -121,7 +135,8 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
             log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
                         f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
-        plan = DataPlan(list(checkpoint["class_names"]), spec)
+        preprocess = test_only_preprocessing(cfg, checkpoint.get("preprocess"), spec.channels, spec.force_rgb)
+        plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
     return plan, checkpoint
@@ -184,7 +199,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
-                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
+                "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
     if cfg.TRAIN.ENABLE:
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
@@ -225,13 +241,16 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
           normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
     workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
     batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images",
+                              preprocess=plan.preprocess_for("TRAIN"))
+    train_loader = build_loader(replicate(train_set, cfg.DATA.TRAIN.REPLICATE), batch,
+                                cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                 workers, pin, runtime.rank, runtime.world_size, train=True)
     val_loader = None
     if plan.val is not None:
         val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images",
+                                preprocess=plan.preprocess_for("VAL"))
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
     if normalizer.needs_fit:
@@ -284,6 +303,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
              + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
+             + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
+                else "")
              + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
@@ -301,7 +322,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
          normalizer: Normalizer) -> None:
-    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
+                             preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()

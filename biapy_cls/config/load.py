@@ -17,7 +17,7 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config import compat
-from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.defaults import VALUE_ALIASES, get_cfg_defaults
 from biapy_cls.errors import ConfigError
 
 
@@ -202,6 +202,8 @@ def merge(cfg: CN, values: dict[str, Any], source: str, origins: dict[str, str] 
                     value = _list_of_one(key, value, source)
                 # Before type conversion: an old value may have another type (BiaPy's True/False switches).
                 decoded = decode_value(value)
+                if isinstance(decoded, str) and (key, decoded.lower()) in VALUE_ALIASES:  # e.g. CROSS_VAL_FOLD: all
+                    value = decoded = VALUE_ALIASES[(key, decoded.lower())]
                 renamed = compat.RENAMED_VALUES.get((key, decoded)) if isinstance(decoded, (str, bool)) else None
                 if renamed:
                     notices.append(f"{key}: '{decoded}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
