@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from biapy_cls import __version__
 from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError

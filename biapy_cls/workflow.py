@@ -21,21 +21,35 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config import load_config
-from biapy_cls.data.crossval import all_folds, run_all_folds
-from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
-from biapy_cls.data.plan import (DataPlan, data_notes, describe, plan_test_data, plan_training_data,
-                                 write_filtered_samples)
-from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.crossval import all_folds, run_all_folds
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.plan import (
+    DataPlan,
+    data_notes,
+    describe,
+    plan_test_data,
+    plan_training_data,
+    write_filtered_samples,
+)
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.resume import check_resume
-from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
-                                      shutdown_runtime, unwrap)
+from biapy_cls.engine.runtime import (
+    Runtime,
+    amp_dtype,
+    barrier,
+    run_on_main,
+    seed_everything,
+    setup_runtime,
+    shutdown_runtime,
+    unwrap,
+)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
@@ -231,7 +245,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     """Initial weights for training (a checkpoint to fine-tune, or timm weights), then frozen layers.
     A resumed run gets its weights from its last checkpoint instead, but the same layers frozen."""
     if not resume and checkpoint is not None:
-        load_fine_tune(model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS)
+        load_fine_tune(
+            model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS
+        )
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
@@ -311,7 +327,9 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     start = time.perf_counter()
     fit(setup)
     stopper = setup.early_stopping
-    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    best = (
+        f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    )
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
@@ -340,15 +358,23 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
+        write_report(
+            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
+        )
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
-    plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
-                   paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
+    plot_confusion(
+        metrics["confusion_matrix"]["matrix"],
+        plan.class_names,
+        paths.charts_dir / f"{paths.run_name}_confusion_matrix.png",
+        f"Test confusion matrix - {paths.run_name}",
+    )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
+    write_report(
+        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
+    )
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:
@@ -356,5 +382,7 @@ def test_summary(metrics: dict, names: list[str]) -> str:
     keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
             "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
     names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
-    values = [f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None]
+    values = [
+        f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None
+    ]
     return "Test " + "  ".join(values)

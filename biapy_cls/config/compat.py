@@ -50,6 +50,7 @@ LISTS_OF_ONE = {
 # (BIAPY_DEFAULTS, by exact name) and not UNSUPPORTED; the section prefix picks the explanation.
 SEGMENTATION = "a segmentation setting"
 FROM_COMMAND_LINE = "output folders and names come from --result_dir, --name and --run_id"
+WHOLE_IMAGES = "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"
 NOT_USED_WHY = [
     ("PROBLEM.SEMANTIC_SEG.", "a semantic segmentation setting"),
     ("PROBLEM.INSTANCE_SEG.", "an instance segmentation setting"),
@@ -71,9 +72,9 @@ NOT_USED_WHY = [
     ("DATA.TEST.MEDIAN_PADDING", "a patch-cropping setting for segmentation"),
     ("DATA.TEST.BINARY_MASKS", SEGMENTATION),
     ("DATA.TEST.ARGMAX_TO_OUTPUT", SEGMENTATION),
-    ("DATA.TRAIN.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
-    ("DATA.VAL.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
-    ("DATA.TEST.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
+    ("DATA.TRAIN.", WHOLE_IMAGES),
+    ("DATA.VAL.", WHOLE_IMAGES),
+    ("DATA.TEST.", WHOLE_IMAGES),
     ("AUGMENTOR.COUT_APPLY_TO_MASK", "cutout of segmentation masks; classification has no masks"),
     ("MODEL.CONVNEXT_", "a U-NeXt setting"),
     ("MODEL.MAE_", "a masked-autoencoder setting"),

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from yacs.config import CfgNode as CN
@@ -176,7 +177,8 @@ def _list_of_one(key: str, value: Any, source: str) -> Any:
         return value
     if len(value) != 1:
         raise ConfigError(
-            f"{key} in {source} lists {len(value)} values ({list(value)}). BiaPy's list holds {compat.LISTS_OF_ONE[key]}: "
+            f"{key} in {source} lists {len(value)} values ({list(value)}). BiaPy's list holds "
+            f"{compat.LISTS_OF_ONE[key]}: "
             f"give one value, e.g. {key}: {value[0] if value else '...'}"
         )
     return value[0]
@@ -194,7 +196,8 @@ def merge(cfg: CN, values: dict[str, Any], source: str, origins: dict[str, str] 
     for key, value in values.items():
         verdict = compat.lookup(key, set(defaults))
         if verdict.kind == "renamed":
-            notices.append(f"{key} (in {source}) is BiaPy's old name of {verdict.detail}; using it as {verdict.detail}.")
+            notices.append(f"{key} (in {source}) is BiaPy's old name of {verdict.detail}; using it as "
+                           f"{verdict.detail}.")
             key = verdict.detail
         if key in defaults:
             try:

@@ -140,7 +140,8 @@ class InMemoryDataset(Dataset):
         images: np.ndarray | None = None
         with ThreadPoolExecutor(max_workers=threads) as pool:
             decoded = pool.map(lambda p: load_sample(p, self.spec, self.preprocess), self.samples.paths)
-            for i, arr in enumerate(tqdm(decoded, total=len(self.samples), desc=desc, unit="img", leave=False, disable=None)):
+            bar = tqdm(decoded, total=len(self.samples), desc=desc, unit="img", leave=False, disable=None)
+            for i, arr in enumerate(bar):
                 if images is None:
                     images = np.empty((len(self.samples), *self.spec.shape), dtype=storage_dtype(arr.dtype))
                 wanted = common_storage(images.dtype, storage_dtype(arr.dtype))
@@ -184,7 +185,9 @@ class LazyDataset(Dataset):
     def __getitem__(self, index: int):
         arr = load_sample(self.samples.paths[index], self.spec, self.preprocess)
         own = dtype_range(arr.dtype)
-        values = arr.astype(np.float32) if own == self.value_range else (arr.astype(np.float32) * (self.value_range / own))
+        values = (
+            arr.astype(np.float32) if own == self.value_range else (arr.astype(np.float32) * (self.value_range / own))
+        )
         return torch.from_numpy(values), self.labels[index], index
 
 

@@ -13,7 +13,13 @@ import numpy as np
 from yacs.config import CfgNode as CN
 
 from biapy_cls.data.dataset import ImageSpec
-from biapy_cls.data.discover import SampleList, discover_labelled, discover_unlabelled, stratified_folds, stratified_split
+from biapy_cls.data.discover import (
+    SampleList,
+    discover_labelled,
+    discover_unlabelled,
+    stratified_folds,
+    stratified_split,
+)
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
 from biapy_cls.data.io import read_file, read_image, require_readers, to_channels_last
 from biapy_cls.data.preprocess import Preprocessing
@@ -60,7 +66,9 @@ def _split_train(cfg: CN, samples: SampleList) -> tuple[SampleList, SampleList |
         train_idx, val_idx = stratified_folds(samples.labels, val_cfg.CROSS_VAL_NFOLD, val_cfg.CROSS_VAL_FOLD,
                                               cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
     else:
-        train_idx, val_idx = stratified_split(samples.labels, val_cfg.SPLIT_TRAIN, cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
+        train_idx, val_idx = stratified_split(
+            samples.labels, val_cfg.SPLIT_TRAIN, cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM
+        )
     if len(val_idx) == 0:
         log.warning("No class has two or more training images, so there is no validation set: the best "
                     "checkpoint and early stopping follow the training loss.")

@@ -45,7 +45,8 @@ table.kv td{text-align:left}table.kv td:first-child{color:#667085;white-space:no
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px}
 figure{margin:0;background:#f7f9fc;border-radius:6px;padding:8px;font-size:.8em;text-align:center}
 figure img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;background:#000}
-figcaption{margin-top:4px}figcaption b{overflow-wrap:anywhere}figcaption span.p{white-space:nowrap}.bad{color:#b42318}.good{color:#067647}
+figcaption{margin-top:4px}figcaption b{overflow-wrap:anywhere}figcaption span.p{white-space:nowrap}
+.bad{color:#b42318}.good{color:#067647}
 pre{background:#f7f9fc;padding:10px;font-size:.8em;max-height:420px;overflow:auto}
 """
 
@@ -172,9 +173,14 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     ]
     if cfg.TRAIN.ENABLE:
         rows += [
-            ("Optimizer", f"{esc(cfg.TRAIN.OPTIMIZER)}, LR {cfg.TRAIN.LR:g}, weight decay {cfg.TRAIN.W_DECAY:g}, "
-                          f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"
-                          + (f", schedule {esc(schedule)}" if (schedule := cfg.TRAIN.get("LR_SCHEDULER", {}).get("NAME")) else "")),
+            (
+                "Optimizer",
+                f"{esc(cfg.TRAIN.OPTIMIZER)}, LR {cfg.TRAIN.LR:g}, weight decay {cfg.TRAIN.W_DECAY:g}, "
+                f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"
+                + (
+                    f", schedule {esc(schedule)}" if (schedule := cfg.TRAIN.get("LR_SCHEDULER", {}).get("NAME")) else ""
+                ),
+            ),
             ("Augmentation", esc(", ".join(switched_on) if aug.ENABLE and switched_on else "none")),
         ]
     else:
@@ -195,14 +201,19 @@ def training_section(history: list[dict], monitor: str = "val_loss") -> str:
         monitor = "train_loss"
     sign = 1 if monitor.endswith("loss") else -1  # losses are minimised, accuracy and F1 maximised
     best = min(history, key=lambda row: sign * row.get(monitor, sign * float("inf")))
-    cards = [(str(history[-1]["epoch"]), "epochs trained"), (_fmt(best.get(monitor)), f"best {monitor.replace('_', ' ')}"),
-             (str(best["epoch"]), "best epoch")]
+    cards = [
+        (str(history[-1]["epoch"]), "epochs trained"),
+        (_fmt(best.get(monitor)), f"best {monitor.replace('_', ' ')}"),
+        (str(best["epoch"]), "best epoch"),
+    ]
     if "val_accuracy" in best:
         cards.append((_fmt(best["val_accuracy"]), "validation accuracy at best epoch"))
     seconds = sum(row.get("seconds", 0) for row in history)
     cards.append((f"{seconds:.0f} s", "training time"))
     png = curves_png(history)
-    image = f'<div class="scroll"><img class="chart" alt="training curves" src="{png_data_uri(png)}"></div>' if png else ""
+    image = (
+        f'<div class="scroll"><img class="chart" alt="training curves" src="{png_data_uri(png)}"></div>' if png else ""
+    )
     return f"<section><h2>Training</h2>{_cards(cards)}{image}</section>"
 
 
@@ -303,7 +314,9 @@ def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
             lines.append(f'<span class="p">true <span class="good">{esc(class_names[true])}</span> '
                          f'({outcome.probs[i, true]:.1%})</span>')
         figures.append(f"<figure>{picture}<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
-    return f"<section><h2>{title}</h2><p class='muted'>{esc(note)}</p><div class='grid'>{''.join(figures)}</div></section>"
+    return (
+        f"<section><h2>{title}</h2><p class='muted'>{esc(note)}</p><div class='grid'>{''.join(figures)}</div></section>"
+    )
 
 
 def prediction_counts_section(outcome: TestOutcome, class_names: list[str]) -> str:
@@ -337,8 +350,10 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
     if outcome is not None and len(outcome.probs):
         parts.append(examples_section(outcome, class_names))
     what = " and ".join(w for w, on in (("training", cfg.TRAIN.ENABLE), ("test", outcome is not None)) if on)
-    header = (f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
-              f"{len(class_names)} classes: {esc(', '.join(class_names))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>")
+    header = (
+        f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
+        f"{len(class_names)} classes: {esc(', '.join(class_names))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+    )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><title>{esc(paths.run_name)} - biapy-cls report</title>"
             f"<style>{STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")

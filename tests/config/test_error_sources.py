@@ -45,7 +45,8 @@ def test_biapy_list_form_of_the_optimizer_keys_is_read(tmp_path):
                                         ("DATA.PREPROCES.TRAIN", "DATA.PREPROCESS.TRAIN"),
                                         ("MODEL.BMZ.EXPORT.ENABEL", "MODEL.BMZ.EXPORT.ENABLE")])
 def test_a_typo_of_a_biapy_key_is_refused_with_the_closest_key(tmp_path, key, close):
-    with pytest.raises(ConfigError, match=rf"Unknown config key {key} \(in the command line\)\. Did you mean {close}\?"):
+    expected = rf"Unknown config key {key} \(in the command line\)\. Did you mean {close}\?"
+    with pytest.raises(ConfigError, match=expected):
         load_config(_yaml(tmp_path), [key, "1"])
 
 

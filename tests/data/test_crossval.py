@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import digits_config, write_yaml
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.data.crossval import summarise
 from biapy_cls.data.discover import stratified_folds
 from biapy_cls.data.plan import plan_test_data, plan_training_data
+from conftest import digits_config, write_yaml
 
 
 def test_folds_are_stratified_disjoint_and_cover_the_training_set():
