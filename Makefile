@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 .PHONY: demo test install data
 
 install:
-	$(PIP) install -e .
+	$(PIP) install -e ".[nifti]"
 
 data:
 	$(PYTHON) scripts/make_example_data.py data/digits

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import SystemSettings, TrainSettings
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
-from biapy_cls.data.dataset import build_dataset, build_loader
+from biapy_cls.data.dataset import build_dataset, build_loader, replicate
 from biapy_cls.data.plan import DataPlan
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
@@ -43,7 +43,6 @@ from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, unwrap
 from biapy_cls.engine.trainer import FitSetup, Trainer
-from biapy_cls.errors import ConfigError
 from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
@@ -53,35 +52,31 @@ log = logging.getLogger("biapy_cls")
 class Loaders:
     train: DataLoader
     val: DataLoader | None
+    train_set: Dataset  # the training images once each (the loader may replicate them: DATA.TRAIN.REPLICATE)
 
 
 def build_loaders(cfg: CN, plan: DataPlan, runtime: Runtime) -> Loaders:
     system = SystemSettings.from_cfg(cfg)
     workers, pin = system.num_workers, system.pin_memory and runtime.cuda
     batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, system.seed,
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images",
+                              preprocess=plan.preprocess_for("TRAIN"))
+    train_loader = build_loader(replicate(train_set, cfg.DATA.TRAIN.REPLICATE), batch,
+                                cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, system.seed,
                                 workers, pin, runtime.rank, runtime.world_size, train=True)
     val_loader = None
     if plan.val is not None:
         val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images",
+                                preprocess=plan.preprocess_for("VAL"))
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, system.seed,
                                   workers, pin, runtime.rank, runtime.world_size)
-    return Loaders(train_loader, val_loader)
+    return Loaders(train_loader, val_loader, train_set)
 
 
 def for_the_data(train: TrainSettings, loaders: Loaders) -> TrainSettings:
-    """Without a validation set the training loss is watched, and reduceonplateau has nothing to watch."""
-    if loaders.val is not None:
-        return train
-    if train.schedule.name == "reduceonplateau":
-        raise ConfigError(
-            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
-            "result stalls, but there is no validation set (no class has two or more training images). Add "
-            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
-        )
-    return train.without_validation()
+    """Without a validation set the training loss is watched (data/plan.py has refused reduceonplateau then)."""
+    return train if loaders.val is not None else train.without_validation()
 
 
 def scaled_for_world_size(train: TrainSettings, runtime: Runtime) -> TrainSettings:
@@ -125,8 +120,8 @@ def build_setup(cfg: CN, train: TrainSettings, plan: DataPlan, runtime: Runtime,
     )
 
 
-def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup, augmenter: Augmenter,
-                payload: Callable[[], dict]) -> list[HookBase]:
+def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup, loaders: Loaders,
+                augmenter: Augmenter, payload: Callable[[], dict]) -> list[HookBase]:
     """The hooks of a training run, in the order they run at each point. Every process schedules the LR
     and watches the monitor; only the main process writes files."""
     steps_per_epoch = math.ceil(len(setup.train_loader) / setup.accum_iter)
@@ -135,7 +130,7 @@ def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup,
     if not setup.runtime.is_main:
         return hooks
     if augmenter and cfg.AUGMENTOR.AUG_SAMPLES:
-        train_set = setup.train_loader.dataset
+        train_set = loaders.train_set
         hooks.insert(0, AugSamplesHook(lambda: write_aug_samples(
             augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
             cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)))
@@ -159,19 +154,21 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     """Train `model`; returns it (unwrapped) holding the best checkpoint's weights, and the epochs' rows."""
     loaders = build_loaders(cfg, plan, runtime)
     if normalizer.needs_fit:
-        normalizer.fit(loaders.train.dataset)
+        normalizer.fit(loaders.train_set)
         log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter.from_cfg(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
     settings = scaled_for_world_size(for_the_data(TrainSettings.from_cfg(cfg), loaders), runtime)
     setup = build_setup(cfg, settings, plan, runtime, model, loaders, augmenter, normalizer)
-    trainer = Trainer(setup, build_hooks(cfg, settings, paths, setup, augmenter, payload))
+    trainer = Trainer(setup, build_hooks(cfg, settings, paths, setup, loaders, augmenter, payload))
     if resume:
         resume_from(trainer, paths)
     accum, amp = setup.accum_iter, setup.amp_dtype
     log.info(f"Training for up to {setup.epochs} epochs, {len(setup.train_loader)} batches of "
              f"{settings.batch_size} per epoch" + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
+             + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
+                else "")
              + f"; {settings.optimizer}, lr {settings.lr:g} ({settings.schedule.name or 'constant'})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {settings.monitor}")

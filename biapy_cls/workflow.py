@@ -20,12 +20,22 @@ from yacs.config import CfgNode as CN
 from biapy_cls import __version__
 from biapy_cls.config import load_config
 from biapy_cls.config.settings import SystemSettings
+from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
 from biapy_cls.data.io import read_file
-from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
+from biapy_cls.data.plan import (
+    DataPlan,
+    data_notes,
+    describe,
+    plan_test_data,
+    plan_training_data,
+    write_filtered_samples,
+)
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
+from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (
     Runtime,
     amp_dtype,
@@ -60,38 +70,65 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, SystemSettings.from_cfg(cfg).num_cpus)
     try:
-        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
-        setup_logging(paths.log_file, runtime.is_main)
-        if runtime.is_main:
-            log.info(f"biapy-cls {__version__}: {command_line(args)}")
-            for notice in notices:
-                log.info(f"Note: {notice}")
-            atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(args), version=__version__)
-            log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                     + f", {torch.get_num_threads()} CPU thread(s) per process")
-            log.info(describe(plan))
-        try:
-            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
-        except KeyboardInterrupt:
-            if runtime.is_main:
-                write_run_info(paths, "interrupted")
-            resume = f"{command_line(args)} --resume".replace(" --overwrite", "")
-            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
-                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
-            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-        except BaseException:
-            if runtime.is_main:
-                write_run_info(paths, "failed")
-            raise
-        if runtime.is_main:
-            write_run_info(paths, "finished")
-            log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
+            run_all_folds(args, cfg, notices, paths, runtime, run_one)
+        else:
+            run_one(args, cfg, notices, paths, runtime)
     finally:
         close_logging()
         shutdown_runtime(runtime)
+
+
+def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
+            resume: bool | None = None) -> None:
+    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
+    resume = args.resume if resume is None else resume
+    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
+    setup_logging(paths.log_file, runtime.is_main)
+    if runtime.is_main:
+        log.info(f"biapy-cls {__version__}: {command_line(args)}")
+        for notice in notices:
+            log.info(f"Note: {notice}")
+        if resume_note:
+            log.info(resume_note)
+        atomic_write_text(paths.config_file, cfg.dump())
+        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
+        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
+                 + f", {torch.get_num_threads()} CPU thread(s) per process")
+        log.info(describe(plan))
+        write_filtered_samples(paths, plan)
+    try:
+        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            write_run_info(paths, "interrupted")
+        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
+                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
+                 else "No epoch had completed, so there is nothing to resume.")
+        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+    except BaseException:
+        if runtime.is_main:
+            write_run_info(paths, "failed")
+        raise
+    if runtime.is_main:
+        write_run_info(paths, "finished")
+        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+
+
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
+    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
+    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
+    if resume:
+        return check_resume(cfg, paths, resume_command(args))
+    return None
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run: the one typed, with --resume and without --overwrite."""
+    argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
@@ -107,7 +144,8 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
             log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
                         f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
-        plan = DataPlan(list(checkpoint["class_names"]), spec)
+        preprocess = test_only_preprocessing(cfg, checkpoint.get("preprocess"), spec.channels, spec.force_rgb)
+        plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
     return plan, checkpoint
@@ -148,12 +186,12 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
-                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
+                "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
+    history: list[dict] = []
     if cfg.TRAIN.ENABLE:
         model, history = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
-    else:
-        history = []
     if cfg.TEST.ENABLE:
         test(cfg, paths, runtime, plan, model, normalizer, history)
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
@@ -176,7 +214,8 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
          normalizer: Normalizer, history: list[dict]) -> None:
     """Predict the test images; write predictions.csv, the test metrics (with labels) and the report."""
-    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
+                             preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     system = SystemSettings.from_cfg(cfg)
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, system.seed, system.num_workers,
                           system.pin_memory and runtime.cuda, runtime.rank, runtime.world_size)

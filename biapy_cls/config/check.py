@@ -12,6 +12,8 @@ import re
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import AUGMENT_OPS, CHECKPOINT_MONITORS, LR_SCHEDULERS, TEST_METRICS, TRAIN_METRICS
+from biapy_cls.data.filters import check_filter_cfg
+from biapy_cls.data.preprocess import check_preprocess_cfg
 from biapy_cls.errors import ConfigError
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
@@ -49,6 +51,7 @@ RANGES = {
     "SYSTEM.SEED": (0, None, "0 or more"),
     "DATA.VAL.SPLIT_TRAIN": (0.0, 1.0, "between 0 and 1 (exclusive), e.g. 0.1"),
     "DATA.VAL.CROSS_VAL_NFOLD": (2, None, "at least 2"),
+    "DATA.TRAIN.REPLICATE": (0, None, "0 or more (0 and 1 show each image once per epoch)"),
     "AUGMENTOR.DA_PROB": (0.0, 1.0, "between 0 and 1"),
     "AUGMENTOR.AUG_NUM_SAMPLES": (1, None, "at least 1"),
     "AUGMENTOR.E_SIGMA": (0.0, None, "0 or more (pixels)"),
@@ -298,11 +301,9 @@ def check_config(cfg: CN) -> list[str]:
     val = cfg.DATA.VAL
     if val.CROSS_VAL and not val.FROM_TRAIN:
         errors.append("DATA.VAL.CROSS_VAL needs DATA.VAL.FROM_TRAIN True (the folds are cut from the training set).")
-    if val.CROSS_VAL and not 1 <= val.CROSS_VAL_FOLD <= val.CROSS_VAL_NFOLD:
-        errors.append(
-            f"DATA.VAL.CROSS_VAL_FOLD is {val.CROSS_VAL_FOLD}; it must be between 1 and CROSS_VAL_NFOLD "
-            f"({val.CROSS_VAL_NFOLD})."
-        )
+    if val.CROSS_VAL and not (1 <= val.CROSS_VAL_FOLD <= val.CROSS_VAL_NFOLD or val.CROSS_VAL_FOLD == -1):
+        errors.append(f"DATA.VAL.CROSS_VAL_FOLD is {val.CROSS_VAL_FOLD}; it must be between 1 and CROSS_VAL_NFOLD "
+                      f"({val.CROSS_VAL_NFOLD}), or -1 (or 'all') to run every fold.")
     if cfg.DATA.TEST.USE_VAL_AS_TEST and not (cfg.TRAIN.ENABLE and val.FROM_TRAIN):
         errors.append("DATA.TEST.USE_VAL_AS_TEST needs TRAIN.ENABLE True and DATA.VAL.FROM_TRAIN True.")
 
@@ -314,6 +315,8 @@ def check_config(cfg: CN) -> list[str]:
         _check_pair(cfg, f"AUGMENTOR.{key}", errors)
     _check_augmentation(cfg, errors, notices)
     _check_normalization(cfg, errors)
+    check_preprocess_cfg(cfg, errors)
+    check_filter_cfg(cfg, errors)
 
     arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
     if arch not in available_architectures():

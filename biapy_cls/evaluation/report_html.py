@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -147,8 +148,9 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     # transformations are the switches that have their own probability key (HFLIP and HFLIP_PROB, ...)
     switched_on = [k for k, v in aug.items() if v is True and f"{k}_PROB" in aug]
     val = cfg.DATA.VAL
+    fold = f"fold {val.CROSS_VAL_FOLD}" if val.CROSS_VAL_FOLD != -1 else "each fold in turn"
     validation = (f"{val.SPLIT_TRAIN:g} of the training set" if val.FROM_TRAIN and not val.CROSS_VAL else
-                  f"fold {val.CROSS_VAL_FOLD} of {val.CROSS_VAL_NFOLD}" if val.CROSS_VAL else _code(val.PATH))
+                  f"{fold} of {val.CROSS_VAL_NFOLD}" if val.CROSS_VAL else _code(val.PATH))
     rows = [
         ("Command", _code(info.get("command", ""))),
         ("Job folder", _code(paths.job_dir)),
@@ -175,6 +177,8 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
         checkpoint = cfg.PATHS.CHECKPOINT_FILE or f"this job's {cfg.MODEL.LOAD_CHECKPOINT_EPOCH} checkpoint"
         rows.append(("Checkpoint", _code(checkpoint)))
     rows.append(("Seed", esc(cfg.SYSTEM.SEED)))
+    # DATA.PREPROCESS and FILTER_SAMPLES, as the run resolved them (run_info.json "data_notes")
+    rows += [("Data preparation", esc(note)) for note in info.get("data_notes", [])]
     return (f"<section><h2>Configuration</h2>{_kv_table(rows)}<details><summary class='muted'>Full configuration "
             f"(<code>{esc(paths.config_file.name)}</code>)</summary><pre>{esc(cfg.dump())}</pre></details></section>")
 
@@ -201,6 +205,24 @@ def training_section(history: list[dict], monitor: str = "val_loss") -> str:
         f'<div class="scroll"><img class="chart" alt="training curves" src="{png_data_uri(png)}"></div>' if png else ""
     )
     return f"<section><h2>Training</h2>{_cards(cards)}{image}</section>"
+
+
+def cross_validation_section(results_dir: Path) -> str:
+    """Per-fold metrics with mean and standard deviation, from results/RUN/cross_validation.json."""
+    try:
+        summary = json.loads((results_dir / "cross_validation.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    metrics = summary["metrics"]
+    head = "<tr><th>fold</th><th>run</th><th>best epoch</th>" + "".join(f"<th>{esc(m)}</th>" for m in metrics) + "</tr>"
+    rows = "".join(f"<tr><td>{esc(r['fold'])}</td><td>{esc(r['run'])}</td><td>{esc(r.get('best_epoch', '-'))}</td>"
+                   + "".join(f"<td>{_fmt(r.get(m))}</td>" for m in metrics) + "</tr>" for r in summary["folds"])
+    for label in ("mean", "std"):
+        cells = "".join(f"<th>{_fmt(summary[label][m])}</th>" for m in metrics)
+        rows += f"<tr><th>{label}</th><td></td><td></td>{cells}</tr>"
+    return (f"<section><h2>Cross-validation ({summary['n_folds']} folds)</h2><p class='muted'>Each fold trained in its "
+            "own run (its report is in results/&lt;run&gt;/report.html); validation metrics at each fold's best epoch; "
+            f"std is the sample standard deviation.</p><div class='scroll'><table>{head}{rows}</table></div></section>")
 
 
 def _cards(cards: list[tuple[str, str]]) -> str:
@@ -303,7 +325,8 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Pre
     info = read_run_info(paths)
     history = history or []
     monitor = str(cfg.TRAIN.CHECKPOINT_MONITOR)
-    parts = [config_section(cfg, paths, info), training_section(history, monitor)]
+    parts = [config_section(cfg, paths, info), cross_validation_section(paths.results_dir),
+             training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
         parts += [metrics_section(outcome.metrics), confusion_section(outcome.metrics)]
     elif outcome is not None:

@@ -49,6 +49,14 @@ def write_test_metrics(results_dir: Path, metrics: dict) -> None:
     atomic_write_text(results_dir / "test_metrics.csv", frame.to_csv(index=False))
 
 
+def read_training_log(path: Path) -> list[dict]:
+    """The epochs of a RUN_training_log.json (one JSON object per line); [] when there is none."""
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
 class TrainingLog:
     """RUN_training_log.json: one JSON object per line, one line per epoch."""
 

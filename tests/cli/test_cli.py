@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import digits_config, write_yaml
 
 
-def test_help_and_version_answer_fast_without_importing_torch():
+def test_help_and_version_answer_without_importing_torch():
+    """Fast because torch is not imported; the time itself is measured by bench/ (docs/benchmarks.md)."""
     code = ("import sys, biapy_cls.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules)")
-    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert time.perf_counter() - start < 5  # generous: the real figure is in docs/benchmarks.md
     assert "--config" in result.stdout and result.stdout.strip().endswith("False")
     version = subprocess.run([sys.executable, "-m", "biapy_cls", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "biapy-cls" in version.stdout

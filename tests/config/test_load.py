@@ -80,7 +80,7 @@ def test_segmentation_keys_of_a_biapy_yaml_are_accepted_with_a_notice(tmp_path):
 
 
 def test_wrong_type_names_key_and_value(tmp_path):
-    with pytest.raises(ConfigError, match=r"TRAIN\.EPOCHS must be an integer.*'many'"):
+    with pytest.raises(ConfigError, match=r"TRAIN\.EPOCHS \(in the command line\) must be an integer.*'many'"):
         load(tmp_path, BASE, "TRAIN.EPOCHS", "many")
 
 

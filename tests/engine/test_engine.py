@@ -11,6 +11,7 @@ import torch
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.config.settings import TrainSettings
+from biapy_cls.data.plan import check_against_data
 from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.hooks import EarlyStopping
 from biapy_cls.engine.losses import build_criterion
@@ -151,8 +152,8 @@ def test_class_weights_change_the_loss():
     manual = build_criterion(cfg, labels, 2)
     assert manual(logits, targets) == pytest.approx(float(per_image[targets == 0].mean()))
     cfg.LOSS.CLASS_WEIGHTS = [1.0, 2.0, 3.0]
-    with pytest.raises(ConfigError, match="3 weights but the training data has 2 classes"):
-        build_criterion(cfg, labels, 2)
+    with pytest.raises(ConfigError, match=r"3 weights but the training data has 2 classes \(a, b\)"):
+        check_against_data(cfg, ["a", "b"], None)
 
 
 def test_label_smoothing_changes_the_loss():

@@ -116,6 +116,7 @@ def test_reduceonplateau_needs_a_validation_set(tmp_path, small_digits_dir, run_
     cfg["DATA"]["TRAIN"]["PATH"] = str(tmp_path / "train")
     code, _, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "j")
     assert code == 2 and "no validation set" in err and "reduceonplateau" in err
+    assert not (tmp_path / "j").exists()  # refused before anything was written
 
 
 @pytest.mark.slow
