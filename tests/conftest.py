@@ -118,15 +118,17 @@ def assert_self_contained(text: str) -> None:
 
 @pytest.fixture(autouse=True)
 def training_needs_the_slow_marker(request, monkeypatch):
-    """Fail a test that runs a training (the workflow's training phase) in this process without
-    `@pytest.mark.slow`, so that `pytest -m "not slow"` stays the quick loop it promises to be."""
+    """Fail a test that starts a run's training loop in this process without `@pytest.mark.slow`, so that
+    `pytest -m "not slow"` stays the quick loop it promises to be (errors raised before training are fine)."""
     if request.node.get_closest_marker("slow") is None:
-        from biapy_cls import workflow
+        from biapy_cls import training
+        from biapy_cls.engine.trainer import Trainer
 
-        def refuse(*args, **kwargs):
-            pytest.fail(f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow", pytrace=False)
+        class RefusingTrainer(Trainer):
+            def fit(self) -> dict:
+                pytest.fail(f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow", pytrace=False)
 
-        monkeypatch.setattr(workflow, "train", refuse)
+        monkeypatch.setattr(training, "Trainer", RefusingTrainer)
     yield
 
 
