@@ -29,7 +29,7 @@ from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
-from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
 from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
                                       shutdown_runtime, unwrap)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
@@ -246,7 +246,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         model=model,
         criterion=build_criterion(cfg, plan.train.labels, n_classes).to(runtime.device),
         optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor]),
+        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor],
+                            auto_warmup_steps(cfg, unwrap(model), steps_per_epoch)),
         train_loader=train_loader,
         val_loader=val_loader,
         prepare=make_prepare(normalizer, augmenter, runtime),
@@ -273,7 +274,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
              + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
-             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
+             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} "
+             + f"({cfg.TRAIN.LR_SCHEDULER.NAME or describe_constant(setup.schedule)})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
