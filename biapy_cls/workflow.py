@@ -268,6 +268,12 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+        layout, ours = int(state["model_spec"].get("layout", 1)), payload()["model_spec"]["layout"]
+        if layout != ours:  # a run started before its architecture changed (docs/models.md)
+            raise CheckpointError(
+                f"'{paths.last_checkpoint}' holds a {cfg.MODEL.ARCHITECTURE} of model layout {layout}, from an older "
+                f"biapy-cls; this one builds layout {ours}, so the run cannot be resumed. Test with its best "
+                "checkpoint (TRAIN.ENABLE False, MODEL.LOAD_CHECKPOINT True), or start a new run.")
         unwrap(model).load_state_dict(state["model_state"])
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
