@@ -52,6 +52,8 @@ def apply_design(arch: str, changes: list[str]) -> str:
     """Set fields of the architecture module's DESIGN (e.g. stem=patchify); returns them as text."""
     from biapy_cls.models import _MODULES, normalize_architecture
 
+    if not changes:
+        return "default"
     module = importlib.import_module(_MODULES[normalize_architecture(arch)])
     values = {}
     for change in changes:
