@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+import yaml
+from conftest import ROOT, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +35,10 @@ def train_and_test(tmp_path: Path, data: Path, arch: str, ndim: str, epochs: int
     settings[settings.index("TRAIN.EPOCHS") + 1] = str(epochs)
     settings[settings.index("SYSTEM.NUM_CPUS") + 1] = "-1"  # CI: every core
     config = bench.TEMPLATES / template
-    if not arch:  # the template without its MODEL.ARCHITECTURE line: the default architecture
-        text = "\n".join(line for line in config.read_text().splitlines() if "ARCHITECTURE:" not in line)
-        config = tmp_path / "no_architecture.yaml"
-        config.write_text(text)
+    if not arch:  # the template without MODEL.ARCHITECTURE: the default architecture
+        raw = yaml.safe_load(config.read_text())
+        raw["MODEL"].pop("ARCHITECTURE")
+        config = write_yaml(tmp_path / "no_architecture.yaml", {k: v for k, v in raw.items() if v})
     code, out, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "floor",
                                "--run_id", "1", "DATA.TRAIN.PATH", data / "train", "DATA.TEST.PATH", data / "test",
                                *settings, *overrides, *(["MODEL.ARCHITECTURE", arch] if arch else []),
