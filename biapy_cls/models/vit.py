@@ -161,8 +161,9 @@ class ViT(nn.Module):
     """Token embedding (conv stem or patchify), learned position embedding, timm transformer blocks,
     then the mean of the tokens (or a class token) -> LayerNorm -> dropout -> linear head. 2D and 3D."""
 
-    def __init__(self, spec: ModelSpec, sizes: dict, design: Design = DESIGN):
+    def __init__(self, spec: ModelSpec, sizes: dict, design: Design | None = None):
         super().__init__()
+        design = design or DESIGN  # read when built, so that bench/model_ablation.py can change it
         from timm.layers import trunc_normal_
         from timm.models.vision_transformer import Block
 
