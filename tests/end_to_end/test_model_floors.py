@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import ROOT, write_yaml
 
 pytestmark = pytest.mark.slow
