@@ -1,5 +1,6 @@
 """The ViT of issue 14 (stride-2 conv stem, no class token), model layouts stored in checkpoints (an old
-checkpoint is rebuilt as it was trained, or refused with an explanation) and the automatic warm-up."""
+checkpoint is rebuilt as it was trained; fine-tuning or resuming from one is refused with an explanation)
+and the automatic warm-up."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.errors import CheckpointError
 from biapy_cls.models import ModelSpec, build_model
+from conftest import check_user_error, digits_config, interrupt_at_epoch, run_config
 
 
 def model_cfg():
@@ -113,3 +115,17 @@ def test_a_named_scheduler_wins_and_cnns_get_no_warm_up(caplog):
     cnn = build_model(ModelSpec("simple_cnn", "2D", 1, 10, (32, 32)), model_cfg())
     assert schedule_lrs("", cnn, 3, caplog) == pytest.approx([1e-3] * 3)
     assert "warms up" not in caplog.text
+
+
+@pytest.mark.slow
+def test_resuming_a_run_of_an_older_layout_explains_itself(run_biapy, small_digits_dir, tmp_path, monkeypatch):
+    resume_normally = interrupt_at_epoch(monkeypatch, 1)
+    cfg = digits_config(small_digits_dir, MODEL={"ARCHITECTURE": "vit"}, TRAIN={"EPOCHS": 2})
+    code, _, err = run_config(run_biapy, tmp_path, cfg)
+    assert code == 130, err
+    resume_normally()
+    last = tmp_path / "out" / "job" / "checkpoints" / "job_1-checkpoint-last.pth"
+    state = torch.load(last, weights_only=False)
+    del state["model_spec"]["layout"]  # as a run started before model layouts existed wrote it
+    torch.save(state, last)
+    check_user_error(run_config(run_biapy, tmp_path, cfg, "--resume"), "layout 1", "cannot be resumed")
