@@ -40,9 +40,10 @@ from biapy_cls.engine.hooks import (
     TensorBoardHook,
 )
 from biapy_cls.engine.losses import build_criterion
-from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
 from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, unwrap
 from biapy_cls.engine.trainer import FitSetup, Trainer
+from biapy_cls.errors import CheckpointError
 from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
@@ -125,7 +126,8 @@ def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup,
     """The hooks of a training run, in the order they run at each point. Every process schedules the LR
     and watches the monitor; only the main process writes files."""
     steps_per_epoch = math.ceil(len(setup.train_loader) / setup.accum_iter)
-    schedule = LRSchedule(train, setup.optimizer, steps_per_epoch)
+    schedule = LRSchedule(train, setup.optimizer, steps_per_epoch,
+                          auto_warmup_steps(train, unwrap(setup.model), steps_per_epoch))
     hooks: list[HookBase] = [LRScheduleHook(schedule), EarlyStoppingHook(EarlyStopping(train.monitor, train.patience))]
     if not setup.runtime.is_main:
         return hooks
@@ -140,9 +142,15 @@ def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup,
                     ChartsHook(paths.charts_dir, paths.run_name, train.chart_every)]
 
 
-def resume_from(trainer: Trainer, paths: RunPaths) -> None:
-    """Weights and `training` state of this run's last checkpoint."""
+def resume_from(trainer: Trainer, paths: RunPaths, architecture: str, layout: int) -> None:
+    """Weights and `training` state of this run's last checkpoint (which must hold this model `layout`)."""
     state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+    saved = int(state["model_spec"].get("layout", 1))
+    if saved != layout:  # a run started before its architecture changed (docs/models.md)
+        raise CheckpointError(
+            f"'{paths.last_checkpoint}' holds a {architecture} of model layout {saved}, from an older "
+            f"biapy-cls; this one builds layout {layout}, so the run cannot be resumed. Test with its best "
+            "checkpoint (TRAIN.ENABLE False, MODEL.LOAD_CHECKPOINT True), or start a new run.")
     unwrap(trainer.model).load_state_dict(state["model_state"])
     trainer.load_state_dict(state["training"])
     log.info(f"Resuming after epoch {trainer.state.start_epoch} of {trainer.setup.epochs} from "
@@ -162,14 +170,15 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     setup = build_setup(cfg, settings, plan, runtime, model, loaders, augmenter, normalizer)
     trainer = Trainer(setup, build_hooks(cfg, settings, paths, setup, loaders, augmenter, payload))
     if resume:
-        resume_from(trainer, paths)
+        resume_from(trainer, paths, cfg.MODEL.ARCHITECTURE, payload()["model_spec"]["layout"])
+    schedule = next(h.schedule for h in trainer.hooks if isinstance(h, LRScheduleHook))
     accum, amp = setup.accum_iter, setup.amp_dtype
     log.info(f"Training for up to {setup.epochs} epochs, {len(setup.train_loader)} batches of "
              f"{settings.batch_size} per epoch" + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
              + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
                 else "")
-             + f"; {settings.optimizer}, lr {settings.lr:g} ({settings.schedule.name or 'constant'})"
+             + f"; {settings.optimizer}, lr {settings.lr:g} ({settings.schedule.name or describe_constant(schedule)})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {settings.monitor}")
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import partial
 
@@ -9,6 +10,8 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
 
 from biapy_cls.config.settings import TrainSettings
+
+log = logging.getLogger("biapy_cls")
 
 
 def build_optimizer(train: TrainSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -40,20 +43,51 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) 
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def auto_warmup_steps(train: TrainSettings, model: torch.nn.Module, steps_per_epoch: int) -> int:
+    """Optimizer steps of the automatic warm-up: the model's `warmup_epochs` (the ViT's: 1) when
+    TRAIN.LR_SCHEDULER.NAME is '' (a scheduler the user names always wins), else 0. Logged.
+
+    Transformers trained from scratch at a CNN's constant learning rate diverge or stall in the first
+    steps (issue 14: the ViT stayed at chance for 3 epochs at LR 1e-3); a linear ramp over the first
+    epoch is the usual remedy and costs nothing."""
+    epochs = float(getattr(model, "warmup_epochs", 0.0))
+    if train.schedule.name or epochs <= 0:
+        return 0
+    steps = max(1, round(epochs * steps_per_epoch))
+    log.info(f"No TRAIN.LR_SCHEDULER set: the learning rate warms up linearly to TRAIN.LR {train.lr:g} over "
+             f"the first {steps} steps ({epochs:g} epoch), as this model needs, then stays constant. "
+             "Set TRAIN.LR_SCHEDULER.NAME to choose the schedule yourself.")
+    return steps
+
+
+def describe_constant(schedule: LRSchedule) -> str:
+    """How the log names the schedule when TRAIN.LR_SCHEDULER.NAME is ''."""
+    return f"{schedule.warmup_steps}-step warm-up, then constant" if schedule.warmup_steps else "constant"
+
+
+def linear_warmup(step: int, warmup_steps: int) -> float:
+    """Factor of TRAIN.LR at optimizer step `step` (0-based): (step + 1) / warmup_steps, then 1."""
+    return min(1.0, (step + 1) / warmup_steps)
+
+
 class LRSchedule:
     """TRAIN.LR_SCHEDULER: warmupcosine and onecycle change the LR after every optimizer step,
     reduceonplateau after every epoch (on the monitored quantity, `train.monitor_mode` deciding whether
-    lower is better); '' keeps it constant."""
+    lower is better); '' keeps it constant, after `warmup_steps` of linear warm-up (auto_warmup_steps)."""
 
-    def __init__(self, train: TrainSettings, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    def __init__(self, train: TrainSettings, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+                 warmup_steps: int = 0):
         sched = train.schedule
         self.name = sched.name
-        self.per_step = sched.per_step
         self.optimizer = optimizer
         self.total_steps = max(1, train.epochs * steps_per_epoch)
         self.steps = 0
         self.scheduler = None
-        if self.name == "warmupcosine":
+        self.warmup_steps = warmup_steps if not self.name else 0
+        self.per_step = sched.per_step or self.warmup_steps > 0
+        if self.warmup_steps:
+            self.scheduler = LambdaLR(optimizer, partial(linear_warmup, warmup_steps=self.warmup_steps))
+        elif self.name == "warmupcosine":
             factor = partial(warmup_cosine, warmup_steps=sched.warmup_epochs * steps_per_epoch,
                              total_steps=self.total_steps, floor=sched.min_lr / train.lr)
             self.scheduler = LambdaLR(optimizer, factor)
