@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from biapy_cls.errors import CheckpointError
-from biapy_cls.models import ModelSpec, register
+from biapy_cls.models import ModelSpec, dropout_rate, register
 
 log = logging.getLogger("biapy_cls")
 
@@ -52,12 +52,6 @@ def strides_to_drop(spatial: tuple[int, ...]) -> int:
     while drop < 4 and -(-longest // (FULL_STRIDE >> drop)) < MIN_FINAL:
         drop += 1
     return drop
-
-
-def _dropout(model_cfg, default: float) -> float:
-    if model_cfg is not None and len(model_cfg.DROPOUT_VALUES):
-        return float(model_cfg.DROPOUT_VALUES[0])
-    return default
 
 
 def _split_drop(spec: ModelSpec, design: Design) -> tuple[bool, int]:
@@ -142,7 +136,7 @@ def design_for(spec: ModelSpec) -> Design:
 def _builder(variant: str):
     def build(spec: ModelSpec, model_cfg=None) -> nn.Module:
         # timm's own default dropout for the variant when DROPOUT_VALUES is empty.
-        drop_rate = _dropout(model_cfg, 0.2)
+        drop_rate = dropout_rate(model_cfg, 0.2)
         dropped = strides_to_drop(spec.spatial)
         if dropped:
             log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from biapy_cls.errors import CheckpointError
-from biapy_cls.models import ModelSpec, register
+from biapy_cls.models import ModelSpec, dropout_rate, register
 from biapy_cls.models.vit_legacy import PaddedViT2D, build_layout1, pad_to, padded
 
 log = logging.getLogger("biapy_cls")
@@ -115,7 +115,7 @@ def vit_sizes(spec: ModelSpec, model_cfg) -> dict:
     heads = user["heads"] if user["heads"] != AUTO else _heads_for(dim, heads)
     mlp_ratio = float(getattr(model_cfg, "VIT_MLP_RATIO", 4.0))
     eps = float(getattr(model_cfg, "VIT_NORM_EPS", 1e-6))
-    dropout = float(model_cfg.DROPOUT_VALUES[0]) if model_cfg is not None and len(model_cfg.DROPOUT_VALUES) else 0.0
+    dropout = dropout_rate(model_cfg, 0.0)
     chosen = {"tokens": tokens, "dim": dim, "depth": depth, "heads": heads, "mlp_ratio": mlp_ratio, "eps": eps,
               "dropout": dropout}
     auto = [k for k, v in user.items() if v == AUTO]
