@@ -35,6 +35,8 @@ from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, 
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
+from biapy_cls.export import bmz_source as bmz
+from biapy_cls.export.bmz import export_run
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.logs import close_logging, setup_logging
@@ -94,7 +96,9 @@ def run_from_args(args: argparse.Namespace) -> None:
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
     """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
-    if cfg.TRAIN.ENABLE:
+    if cfg.MODEL.SOURCE == "bmz" and not cfg.MODEL.LOAD_CHECKPOINT:  # the model, its classes and size: a package
+        plan = bmz.data_plan(cfg, plan_training_data)
+    elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
             checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
@@ -150,8 +154,16 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
-        model = build_model(model_spec, CN(CN.load_cfg(checkpoint["model_cfg"])))
+        model_cfg = CN(CN.load_cfg(checkpoint["model_cfg"]))
+        is_bmz = bmz.is_bmz(model_spec)
+        model = bmz.model_for(model_cfg, plan, model_spec) if is_bmz else build_model(model_spec, model_cfg)
         model.load_state_dict(checkpoint["model_state"])
+    elif cfg.MODEL.SOURCE == "bmz":  # a BioImage Model Zoo package; its own preprocessing is inside the model
+        model_spec = bmz.model_spec(plan)
+        normalizer = Normalizer(kind="div")
+        model = bmz.model_for(cfg.MODEL, plan, model_spec)
+        if cfg.TRAIN.ENABLE:
+            freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
     else:
         model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
         normalizer = Normalizer.from_cfg(cfg)
@@ -175,6 +187,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         test(cfg, paths, runtime, plan, model, normalizer)
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
         write_report(paths, cfg, plan.class_names)
+    if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
+        export_run(cfg, paths, plan, unwrap(model), model_spec, normalizer)
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:

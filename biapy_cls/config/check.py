@@ -12,6 +12,7 @@ import re
 from yacs.config import CfgNode as CN
 
 from biapy_cls.errors import ConfigError
+from biapy_cls.export.settings import check_bmz, check_bmz_installed
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
 CHOICES = {
@@ -28,6 +29,8 @@ CHOICES = {
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
     "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
+    "MODEL.SOURCE": ["biapy", "bmz"],
+    "MODEL.OUT_CHECKPOINT_FORMAT": ["pth", "safetensors"],
     "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
     "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
@@ -303,6 +306,7 @@ def check_config(cfg: CN) -> list[str]:
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
     _check_model(cfg.MODEL, errors)
+    check_bmz(cfg, errors)
     if cfg.LOSS.TYPE == "":
         cfg.LOSS.TYPE = "CE"
 
@@ -325,4 +329,5 @@ def check_config(cfg: CN) -> list[str]:
         errors.append("TEST.ENABLE is True but DATA.TEST.PATH is empty: set it to your test folder.")
     if errors:
         raise ConfigError("\n".join(errors))
+    check_bmz_installed(cfg)
     return notices

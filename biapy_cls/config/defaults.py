@@ -264,6 +264,38 @@ _C.MODEL.LOAD_CHECKPOINT = False
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"
 # Also keep RUN-checkpoint-<epoch>.pth every this many epochs (besides best and last); -1 = never.
 _C.MODEL.SAVE_CKPT_FREQ = -1
+# Format of the checkpoints written: pth (PyTorch) or safetensors (tensors in a .safetensors file, the rest as JSON metadata); both load wherever a checkpoint is accepted.
+_C.MODEL.OUT_CHECKPOINT_FORMAT = "pth"
+# Where the model comes from: biapy (MODEL.ARCHITECTURE, built here) or bmz (a BioImage Model Zoo package, MODEL.BMZ.SOURCE_MODEL_ID).
+_C.MODEL.SOURCE = "biapy"
+
+# BioImage Model Zoo (bioimage.io): import (MODEL.SOURCE bmz) and export. Needs `pip install biapy-cls[bmz]`.
+_C.MODEL.BMZ = CN()
+# With MODEL.SOURCE bmz: the package to load: a folder holding rdf.yaml, an rdf.yaml, a .zip, a URL, or a bioimage.io ID or DOI (downloaded once, cached).
+_C.MODEL.BMZ.SOURCE_MODEL_ID = ""
+_C.MODEL.BMZ.EXPORT = CN()
+# At the end of the run (train and/or test), write JOB/bmz/<MODEL_NAME>.zip, checked with bioimageio.core's model test.
+_C.MODEL.BMZ.EXPORT.ENABLE = False
+# Name of the exported model (required unless REUSE_BMZ_CONFIG), e.g. 'Digit classifier'.
+_C.MODEL.BMZ.EXPORT.MODEL_NAME = ""
+# One-sentence description of the model (required unless REUSE_BMZ_CONFIG).
+_C.MODEL.BMZ.EXPORT.DESCRIPTION = ""
+# Authors: a list of dicts with 'name' and 'github_user' (optional: affiliation, email, orcid), e.g. [{'name': 'Ann', 'github_user': 'ann'}].
+_C.MODEL.BMZ.EXPORT.AUTHORS = []
+# SPDX license identifier of the model, e.g. CC-BY-4.0 or MIT.
+_C.MODEL.BMZ.EXPORT.LICENSE = "CC-BY-4.0"
+# A .md file to use as the package's documentation; empty = generated (training data, metrics, how it was trained).
+_C.MODEL.BMZ.EXPORT.DOCUMENTATION = ""
+# Tags of the data and objects, e.g. ['fluorescence-light-microscopy', 'cells']; 2d/3d, pytorch, classification and the architecture are added.
+_C.MODEL.BMZ.EXPORT.TAGS = []
+# Citations: a list of dicts with 'text' and 'doi' and/or 'url'.
+_C.MODEL.BMZ.EXPORT.CITE = []
+# Training data: a list of one dict with 'name', 'doi', 'image_modality' and optionally 'dataset_id' (a bioimage.io dataset).
+_C.MODEL.BMZ.EXPORT.DATASET_INFO = [{}]
+# Version of the exported model (MAJOR.MINOR.PATCH).
+_C.MODEL.BMZ.EXPORT.MODEL_VERSION = "0.1.0"
+# With MODEL.SOURCE bmz: copy name, description, authors, license, tags and citations from the loaded package instead of the keys above.
+_C.MODEL.BMZ.EXPORT.REUSE_BMZ_CONFIG = False
 
 # ---------------------------------------------------------------------------------------------------
 _C.LOSS = CN()
