@@ -15,5 +15,5 @@ demo: install data
 	      --result_dir results --name digits_demo --run_id 1 --overwrite
 
 test:
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,bmz]"
 	$(PYTHON) -m pytest

@@ -56,6 +56,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     setup_logging(None)
     paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
     cfg, notices = load_config(args.config, args.opts)
+    paths = paths.with_checkpoint_format(cfg.MODEL.OUT_CHECKPOINT_FORMAT)
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
@@ -122,7 +123,9 @@ def checkpoint_to_load(cfg: CN, paths: RunPaths):
             "TRAIN.ENABLE is False, so the model to test must come from a checkpoint: set MODEL.LOAD_CHECKPOINT "
             "True (uses this job's own checkpoint) and/or PATHS.CHECKPOINT_FILE to a .pth file."
         )
-    return paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    path = paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    # The job may have been trained with the other MODEL.OUT_CHECKPOINT_FORMAT.
+    return next((p for p in (path, path.with_suffix(".pth"), path.with_suffix(".safetensors")) if p.exists()), path)
 
 
 def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, runtime: Runtime):

@@ -107,7 +107,8 @@ def _weights(net: nn.Module, example: torch.Tensor, inputs: ExportInputs, folder
     try:
         import onnx  # noqa: F401 - torch's exporter needs it
 
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter: dynamic batch axis
             torch.onnx.export(net, (example,), str(folder / "weights.onnx"), opset_version=ONNX_OPSET,
                               input_names=["input0"], output_names=["output0"], dynamo=False,
                               dynamic_axes={"input0": {0: "batch"}, "output0": {0: "batch"}})
