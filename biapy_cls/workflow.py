@@ -154,6 +154,7 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
                        resume: bool = False) -> None:
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
+    model_cfg = cfg.MODEL  # what the model is built from: this config, or the checkpoint's
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
@@ -191,7 +192,7 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
         write_report(paths, cfg, plan.class_names)
     if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
-        export_run(cfg, paths, plan, unwrap(model), model_spec, normalizer)
+        export_run(cfg, paths, plan, unwrap(model), model_spec, model_cfg, normalizer)
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:

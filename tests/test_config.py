@@ -66,9 +66,9 @@ def test_right_name_in_the_wrong_section_is_found(tmp_path):
 
 
 def test_unsupported_biapy_key_is_rejected_unless_at_its_default(tmp_path):
-    load(tmp_path, {**BASE, "MODEL": {"SOURCE": "biapy"}})  # BiaPy's default asks for nothing: accepted
-    with pytest.raises(ConfigError, match=r"MODEL\.SOURCE.*does not implement.*'torchvision'"):
-        load(tmp_path, {**BASE, "MODEL": {"SOURCE": "torchvision"}})
+    load(tmp_path, {**BASE, "DATA": {"PROBABILITY_MAP": False, "TRAIN": {"PATH": "/x"}}})  # BiaPy's default: accepted
+    with pytest.raises(ConfigError, match=r"DATA\.PROBABILITY_MAP.*does not implement.*True"):
+        load(tmp_path, {**BASE, "DATA": {"PROBABILITY_MAP": True, "TRAIN": {"PATH": "/x"}}})
 
 
 def test_segmentation_keys_of_a_biapy_yaml_are_accepted_with_a_notice(tmp_path):

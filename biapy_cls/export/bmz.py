@@ -15,7 +15,7 @@ import logging
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -268,7 +268,7 @@ def _counts(plan: DataPlan) -> dict[str, dict[str, int]]:
     return out
 
 
-def export_run(cfg: CN, paths: RunPaths, plan: DataPlan, model: nn.Module, model_spec: ModelSpec,
+def export_run(cfg: CN, paths: RunPaths, plan: DataPlan, model: nn.Module, model_spec: ModelSpec, model_cfg: CN,
                normalizer: Normalizer) -> Path:
     """The end of a run with MODEL.BMZ.EXPORT.ENABLE: JOB/bmz/<MODEL_NAME>.zip from this run's model."""
     metrics_file = paths.results_dir / "test_metrics.json"
@@ -279,7 +279,10 @@ def export_run(cfg: CN, paths: RunPaths, plan: DataPlan, model: nn.Module, model
 
         source_descr = load_package(str(cfg.MODEL.BMZ.SOURCE_MODEL_ID)).descr
     samples = next(s for s in (plan.test, plan.val, plan.train) if s is not None)
-    inputs = ExportInputs(model, model_spec, cfg.MODEL, normalizer, list(plan.class_names), plan.spec, samples,
+    inputs = ExportInputs(model, model_spec, model_cfg, normalizer, list(plan.class_names), plan.spec, samples,
                           _counts(plan), metrics, cfg, source_descr)
     log.info("Exporting the model to the BioImage Model Zoo format and testing it with bioimageio.core ...")
-    return export_bmz(BmzExportSettings.from_cfg(cfg), inputs, paths.job_dir / "bmz")
+    settings = BmzExportSettings.from_cfg(cfg)
+    if settings.reuse_bmz_config and source_descr is not None:
+        settings = replace(settings, model_name=str(source_descr.name))
+    return export_bmz(settings, inputs, paths.job_dir / "bmz")

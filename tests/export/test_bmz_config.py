@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import digits_config, write_yaml
 
 from biapy_cls.config import load_config
 from biapy_cls.errors import ConfigError
-from conftest import digits_config, write_yaml
 
 GOOD = {"ENABLE": True, "MODEL_NAME": "Digits", "DESCRIPTION": "Digits.", "LICENSE": "MIT",
         "AUTHORS": [{"name": "Jane Doe", "github_user": "janedoe", "affiliation": "Lab"}], "TAGS": ["digits"],

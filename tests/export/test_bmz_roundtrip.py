@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import digits_config, load_script, write_yaml
 
 pytest.importorskip("bioimageio.core")
@@ -83,7 +82,8 @@ def export_and_reload(tmp_path, run_biapy, data: Path, ndim: str, patch: str, ep
 def test_2d_export_passes_bioimageio_core_and_reloads_with_same_predictions(tmp_path, small_digits_dir, run_biapy):
     zip_path, statuses = export_and_reload(tmp_path, run_biapy, small_digits_dir, "2D", "(32, 32, 1)", epochs=3)
     assert statuses == {"pytorch_state_dict": "passed", "torchscript": "passed", "onnx": "passed"}
-    accuracy = json.loads((tmp_path / "trained" / "results" / "trained_1" / "test_metrics.json").read_text())["accuracy"]
+    metrics = tmp_path / "trained" / "results" / "trained_1" / "test_metrics.json"
+    accuracy = json.loads(metrics.read_text())["accuracy"]
     assert accuracy >= 0.5  # a trained model, so "same classes" compares varied predictions, not one constant class
 
     with zipfile.ZipFile(zip_path) as z:
@@ -143,10 +143,20 @@ def test_fine_tune_a_bmz_package_on_another_class_count(tmp_path, small_digits_d
         for name in ("0_zero", "1_one", "2_two"):
             (three / split).mkdir(parents=True, exist_ok=True)
             (three / split / name).symlink_to(small_digits_dir / split / name)
+    package = tmp_path / "ten" / "bmz" / "Digits_classifier.zip"
     tune = digits_config(three, TRAIN={"ENABLE": True, "EPOCHS": 3, "BATCH_SIZE": 16, "LR": 3e-3, "PATIENCE": -1},
-                         MODEL={"SOURCE": "bmz",
-                                "BMZ": {"SOURCE_MODEL_ID": str(tmp_path / "ten" / "bmz" / "Digits_classifier.zip")}})
+                         MODEL={"SOURCE": "bmz", "BMZ": {"SOURCE_MODEL_ID": str(package),
+                                                         "EXPORT": {"ENABLE": True, "REUSE_BMZ_CONFIG": True}}})
+    del tune["DATA"]["PATCH_SIZE"], tune["DATA"]["NORMALIZATION"]  # both come from the package
     out = run(run_biapy, tmp_path, "tuned", tune)
     assert "10 -> 3 classes" in out
     metrics = json.loads((tmp_path / "tuned" / "results" / "tuned_1" / "test_metrics.json").read_text())
     assert metrics["accuracy"] >= 0.6  # 3 classes: chance is 0.33
+
+    # The fine-tuned model exported again, with the loaded package's name, authors, ...: a valid package.
+    tuned = tmp_path / "tuned" / "bmz" / "Digits_classifier.zip"
+    assert core_test(tuned) == {"torchscript": "passed", "onnx": "passed"}
+    with zipfile.ZipFile(tuned) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+    assert rdf["outputs"][0]["axes"][1]["channel_names"] == ["0_zero", "1_one", "2_two"]
+    assert rdf["authors"][0]["github_user"] == "janedoe"
