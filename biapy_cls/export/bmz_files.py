@@ -47,8 +47,7 @@ def write_cover(path: Path, images: np.ndarray, probs: np.ndarray, class_names: 
     import matplotlib.pyplot as plt
 
     n = min(len(images), 8)
-    cols = max(2, min(4, n))
-    fig, axes = plt.subplots(2, cols * 2 // 2, figsize=(8, 4), squeeze=False)
+    fig, axes = plt.subplots(2, 4, figsize=(8, 4), squeeze=False)  # 2:1, the zoo's cover aspect ratio
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
