@@ -97,7 +97,7 @@ def run_from_args(args: argparse.Namespace) -> None:
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
     """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
-    if cfg.MODEL.SOURCE == "bmz" and not cfg.MODEL.LOAD_CHECKPOINT:  # the model, its classes and size: a package
+    if bmz.model_from_package(cfg):  # the model, its classes and its input size come from a BMZ package
         plan = bmz.data_plan(cfg, plan_training_data)
     elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
@@ -167,7 +167,7 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         normalizer = Normalizer(kind="div")
         model = bmz.model_for(cfg.MODEL, plan, model_spec)
         if cfg.TRAIN.ENABLE:
-            freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
+            start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     else:
         model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
         normalizer = Normalizer.from_cfg(cfg)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -175,24 +176,30 @@ def apply_op(op, x: torch.Tensor, axes: list[str]) -> torch.Tensor:
     raise ValueError(kind)
 
 
+def _plain_op(op) -> SimpleNamespace:
+    """A preprocessing step as plain values (the spec's objects hold file readers that cannot be copied)."""
+    return SimpleNamespace(id=str(op.id), kwargs=SimpleNamespace(**op.kwargs.model_dump()))
+
+
 class BmzNet(nn.Module):
     """Our batch (N, C, [Z,] Y, X), raw values / value_range -> the package's preprocessing -> logits."""
 
     def __init__(self, net: nn.Module, package: BmzPackage, value_range: float, probabilities: bool):
         super().__init__()
-        self.net, self.package, self.probabilities = net, package, probabilities
+        self.net, self.probabilities = net, probabilities
         self.register_buffer("value_range", torch.tensor(float(value_range)))
         ours = ["batch", "channel", *(["z", "y", "x"] if package.spec.ndim == "3D" else ["y", "x"])]
-        self.permutation = [ours.index(a) for a in package.axes]
-        self.ops = list(package.descr.inputs[0].preprocessing)
+        self.axes = list(package.axes)
+        self.permutation = [ours.index(a) for a in self.axes]
+        self.ops = [_plain_op(op) for op in package.descr.inputs[0].preprocessing]
+        out_types = [str(a.type) for a in package.descr.outputs[0].axes]
+        self.out_permutation = [out_types.index("batch"), out_types.index("channel")]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x * self.value_range).permute(*self.permutation)
         for op in self.ops:
-            x = apply_op(op, x, self.package.axes)
-        out = self.net(x)
-        out = out.permute(*[[str(a.type) for a in self.package.descr.outputs[0].axes].index(t)
-                            for t in ("batch", "channel")])
+            x = apply_op(op, x, self.axes)
+        out = self.net(x).permute(*self.out_permutation)
         return torch.log(out.clamp_min(1e-30)) if self.probabilities else out
 
 

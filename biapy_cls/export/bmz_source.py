@@ -22,6 +22,13 @@ def is_bmz(spec: ModelSpec) -> bool:
     return spec.architecture == ARCHITECTURE
 
 
+def model_from_package(cfg: CN) -> bool:
+    """MODEL.SOURCE bmz, unless the run starts from a checkpoint (e.g. testing a fine-tuned package model):
+    then the checkpoint gives the classes and size, and records the package to rebuild the network from."""
+    from_checkpoint = cfg.MODEL.LOAD_CHECKPOINT or (not cfg.TRAIN.ENABLE and bool(cfg.PATHS.CHECKPOINT_FILE))
+    return cfg.MODEL.SOURCE == "bmz" and not from_checkpoint
+
+
 def data_plan(cfg: CN, plan_training_data: Callable[[CN], DataPlan]) -> DataPlan:
     """Test-only: the package's classes and size. Training: the training folders, read at the package's size."""
     from biapy_cls.export.bmz_import import load_package

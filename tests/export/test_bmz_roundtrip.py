@@ -153,6 +153,13 @@ def test_fine_tune_a_bmz_package_on_another_class_count(tmp_path, small_digits_d
     metrics = json.loads((tmp_path / "tuned" / "results" / "tuned_1" / "test_metrics.json").read_text())
     assert metrics["accuracy"] >= 0.6  # 3 classes: chance is 0.33
 
+    # Its checkpoint is self-contained: a test-only run rebuilds the package's network and predicts the same.
+    again = {**tune, "TRAIN": {"ENABLE": False}, "PATHS": {"CHECKPOINT_FILE": str(
+        tmp_path / "tuned" / "checkpoints" / "tuned_1-checkpoint-best.pth")}}
+    again["MODEL"] = {"SOURCE": "bmz", "BMZ": {"SOURCE_MODEL_ID": str(package)}}
+    run(run_biapy, tmp_path, "retest", again)
+    assert predictions(tmp_path, "retest").equals(predictions(tmp_path, "tuned"))
+
     # The fine-tuned model exported again, with the loaded package's name, authors, ...: a valid package.
     tuned = tmp_path / "tuned" / "bmz" / "Digits_classifier.zip"
     assert core_test(tuned) == {"torchscript": "passed", "onnx": "passed"}
