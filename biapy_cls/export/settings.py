@@ -87,6 +87,12 @@ def check_bmz(cfg: CN, errors: list[str]) -> None:
                       f"'{cfg.MODEL.SOURCE}': set MODEL.SOURCE bmz to load that package, or remove the ID.")
     if not export.ENABLE:
         return
+    pre = cfg.DATA.PREPROCESS
+    if pre.TRAIN or pre.VAL or pre.TEST:
+        # Resizing, CLAHE, Canny ... have no bioimage.io preprocessing step: the package would not run as trained.
+        errors.append("MODEL.BMZ.EXPORT.ENABLE cannot be combined with DATA.PREPROCESS (TRAIN/VAL/TEST): the BioImage "
+                      "Model Zoo format has no step for that preprocessing, so the exported model would see other "
+                      "images than in training. Preprocess the images beforehand, or switch one of them off.")
     if export.REUSE_BMZ_CONFIG:
         if cfg.MODEL.SOURCE != "bmz":
             errors.append("MODEL.BMZ.EXPORT.REUSE_BMZ_CONFIG is True, but the model is not loaded from the BioImage "

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import digits_config, write_yaml
 
 from biapy_cls.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from biapy_cls.errors import CheckpointError
+from conftest import digits_config, write_yaml
 
 
 def assert_same(a, b):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import digits_config, write_yaml
 
 from biapy_cls.config import load_config
 from biapy_cls.errors import ConfigError
+from conftest import digits_config, write_yaml
 
 GOOD = {"ENABLE": True, "MODEL_NAME": "Digits", "DESCRIPTION": "Digits.", "LICENSE": "MIT",
         "AUTHORS": [{"name": "Jane Doe", "github_user": "janedoe", "affiliation": "Lab"}], "TAGS": ["digits"],
@@ -47,6 +47,12 @@ def test_bad_export_settings_are_refused_before_the_run(tmp_path, small_digits_d
     with pytest.raises(ConfigError) as err:
         load(tmp_path, small_digits_dir, {"BMZ": {"EXPORT": {**GOOD, **change}}})
     assert message in str(err.value)
+
+
+def test_export_refuses_data_preprocessing_it_cannot_carry(tmp_path, small_digits_dir):
+    with pytest.raises(ConfigError, match="cannot be combined with DATA.PREPROCESS"):
+        load(tmp_path, small_digits_dir, {"BMZ": {"EXPORT": GOOD}},
+             DATA={"PREPROCESS": {"TRAIN": True}, "TRAIN": {"PATH": str(small_digits_dir / "train")}})
 
 
 def test_documentation_must_be_markdown(tmp_path, small_digits_dir):

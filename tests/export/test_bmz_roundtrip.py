@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import digits_config, load_script, write_yaml
 
 pytest.importorskip("bioimageio.core")
