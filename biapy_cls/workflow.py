@@ -28,8 +28,8 @@ from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
-from biapy_cls.engine.inference import predict
 from biapy_cls.engine.ema import EmaSettings, ModelEma
+from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,

@@ -170,7 +170,8 @@ def test_config_rejects_z_keys_in_2d_and_unimplemented_keys(tmp_path, small_digi
     with pytest.raises(ConfigError, match="ZFLIP"):
         load_config(config, ["AUGMENTOR.ZFLIP", "True"])
     with pytest.raises(ConfigError, match="RANDAUGMENT"):
-        load_config(config, ["PROBLEM.NDIM", "3D", "DATA.PATCH_SIZE", "(4, 32, 32, 1)", "AUGMENTOR.RANDAUGMENT.ENABLE", "True"])
+        load_config(config, ["PROBLEM.NDIM", "3D", "DATA.PATCH_SIZE", "(4, 32, 32, 1)",
+                             "AUGMENTOR.RANDAUGMENT.ENABLE", "True"])
     with pytest.raises(ConfigError, match="PERC_CLIP"):
         load_config(config, ["DATA.NORMALIZATION.PERC_CLIP.ENABLE", "True"])
     with pytest.raises(ConfigError, match="MB_KERNEL"):

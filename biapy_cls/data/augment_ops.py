@@ -250,7 +250,8 @@ def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     u = torch.cos(angle) * yy - torch.sin(angle) * xx + side / 2
     v = torch.sin(angle) * yy + torch.cos(angle) * xx + side / 2
     e = lambda t: t.view(n, 1, 1)  # noqa: E731
-    in_band = (torch.remainder(u.floor() - e(start_y), e(d)) < e(band)) | (torch.remainder(v.floor() - e(start_x), e(d)) < e(band))
+    in_band = ((torch.remainder(u.floor() - e(start_y), e(d)) < e(band))
+               | (torch.remainder(v.floor() - e(start_x), e(d)) < e(band)))
     keep = ~in_band if aug.GRID_INVERT else in_band
     if ndim == 2:
         return x * keep[:, None].to(x.dtype)
