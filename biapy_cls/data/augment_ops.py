@@ -92,13 +92,14 @@ def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     boxes = int(aug.CNOISE_NB_ITERATIONS[1])
     count = torch.randint(int(aug.CNOISE_NB_ITERATIONS[0]), boxes + 1, (n,), device=dev)
     top = x.flatten(1).amax(1)
-    out = x.clone()
+    # Independent noises of overlapping boxes add up to one Gaussian of the summed variance: one draw.
+    variance = torch.zeros(n, *spatial, device=dev, dtype=x.dtype)
     for b in range(boxes):
         active = count > b
         inside = _box_masks(n, spatial, _uniform(n, aug.CNOISE_SIZE, dev), dev) & active.view(-1, *[1] * len(spatial))
         amp = (_uniform(n, aug.CNOISE_SCALE, dev) * top).view(-1, *[1] * len(spatial))
-        out = out + (inside * amp * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
-    return out
+        variance += inside * amp**2
+    return x + (variance.sqrt() * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
 
 
 def _max_angle(height: int, displacement: int) -> float:
