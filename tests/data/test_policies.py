@@ -42,7 +42,7 @@ def test_every_operation_runs_on_every_channel_count():
     x = torch.rand(2, 4, 16, 16)
     for channels in (1, 3, 4):
         for op in OPS:
-            out = apply_op(x[:, :channels].contiguous(), op, 0.5 if op not in ("Posterize",) else 4)
+            out = apply_op(x[:, :channels].contiguous(), op, torch.tensor([0.5, -0.3]) if op != "Posterize" else 4)
             assert out.shape == x[:, :channels].shape, op
 
 
