@@ -5,7 +5,7 @@ RANDOM_ROT +-10 degrees) for a fixed number of epochs, no early stopping, once p
 the CLI in a subprocess, and prints a markdown table of test accuracy (mean, standard deviation, each seed).
 
     python scripts/make_example_data.py data/digits
-    python bench/regularisers.py --data data/digits --epochs 10 --seeds 0 1 2 [--patch 16] [--jobs 6] [--out results.json]
+    python bench/regularisers.py --data data/digits --epochs 10 --seeds 0 1 2 [--patch 16] [--jobs 6]
 """
 
 from __future__ import annotations

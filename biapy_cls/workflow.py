@@ -25,6 +25,7 @@ from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.plan import (
     DataPlan,
     data_notes,
@@ -33,7 +34,6 @@ from biapy_cls.data.plan import (
     plan_training_data,
     write_filtered_samples,
 )
-from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint

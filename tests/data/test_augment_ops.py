@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biapy_cls.config.compat import UNSUPPORTED
+from biapy_cls.config.compat import UNSUPPORTED_KEYS
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.data.augment import Augmenter
 
@@ -28,7 +28,7 @@ def run(cfg, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def test_no_augmentor_key_of_biapy_is_refused():
-    assert not [k for k in UNSUPPORTED if k.startswith("AUGMENTOR.")]
+    assert not [k for k in UNSUPPORTED_KEYS if k.startswith("AUGMENTOR.")]
 
 
 @pytest.mark.parametrize("ndim", ["2D", "3D"])

@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
-from conftest import digits_config, interrupt_at_epoch, write_yaml
 from torch import nn
 
 from biapy_cls.engine.ema import ModelEma
+from conftest import digits_config, interrupt_at_epoch, write_yaml
 
 
 class Toy(nn.Module):
