@@ -25,6 +25,7 @@ from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.plan import (
     DataPlan,
     data_notes,
@@ -36,6 +37,7 @@ from biapy_cls.data.plan import (
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.ema import EmaSettings, ModelEma
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
@@ -292,10 +294,18 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
-    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
+    mixer = Mixer(MixSettings.from_cfg(cfg), len(plan.class_names))
+    if mixer:
+        log.info(f"Label mixing: {mixer.describe()}.")
+    if (augmenter or mixer) and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
         files = write_aug_samples(augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
-                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)
+                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED, mixer=mixer)
         log.info(f"Augmentation samples: {files[0]}")
+    ema_settings = EmaSettings.from_cfg(cfg)
+    ema = ModelEma(model, ema_settings.decay, ema_settings.warmup) if ema_settings.enable else None
+    if ema is not None:
+        log.info(f"Weight EMA: decay {ema_settings.decay:g}, warm-up {ema_settings.warmup} steps; validated next to "
+                 "the raw weights each epoch, the better one checkpointed.")
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
@@ -329,6 +339,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         # A gradient scaler only for fp16, whose small range underflows gradients; bf16 needs none.
         scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16),
         save_every=cfg.MODEL.SAVE_CKPT_FREQ,
+        mix=mixer if mixer else None,
+        ema=ema,
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
@@ -360,7 +372,10 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
-        model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
+        best_state = load_checkpoint(paths.best_checkpoint)
+        model.load_state_dict(best_state["model_state"])
+        if ema is not None:
+            log.info(f"The best checkpoint holds the {'EMA' if best_state.get('weights') == 'ema' else 'raw'} weights.")
     return model
 
 

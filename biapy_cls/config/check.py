@@ -58,6 +58,21 @@ RANGES = {
     "AUGMENTOR.AUG_NUM_SAMPLES": (1, None, "at least 1"),
     "AUGMENTOR.E_SIGMA": (0.0, None, "0 or more (pixels)"),
     "AUGMENTOR.GAUSSIAN_NOISE_VAR": (0.0, None, "0 or more"),
+    "AUGMENTOR.MS_DISPLACEMENT": (0, None, "0 or more pixels"),
+    "AUGMENTOR.MS_ROTATE_RATIO": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.MISSP_CHANNEL_PB": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.GRID_RATIO": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.GRID_ROTATE": (0.0, 1.0, "between 0 and 1 (1 = 360 degrees)"),
+    "AUGMENTOR.SALT_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.PEPPER_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.SALT_AND_PEPPER_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.SALT_AND_PEPPER_PROP": (0.0, 1.0, "a share between 0 and 1"),
+    "AUGMENTOR.MIXUP": (0.0, None, "0 (off) or a Beta alpha greater than 0, e.g. 0.2"),
+    "AUGMENTOR.CUTMIX_ALPHA": (0.0, None, "0 (off) or a Beta alpha greater than 0, e.g. 1.0"),
+    "AUGMENTOR.RANDAUGMENT.N": (1, None, "at least 1"),
+    "AUGMENTOR.RANDAUGMENT.M": (0, 30, "between 0 and 30"),
+    "MODEL.EMA.DECAY": (0.0, 1.0, "between 0 and 1, e.g. 0.999"),
+    "MODEL.EMA.WARMUP": (0, None, "0 (none) or more optimizer steps"),
     "TRAIN.LR": (0.0, None, "greater than 0, e.g. 0.001"),
     "TRAIN.W_DECAY": (0.0, None, "0 or more"),
     "TRAIN.BATCH_SIZE": (1, None, "at least 1"),
@@ -201,6 +216,14 @@ AUG_PAIR_BOUNDS = {
     "DROP_RANGE": (0.0, 1.0, "fractions between 0 and 1"),
     "COUT_NB_ITERATIONS": (0, None, "counts of 0 or more"),
     "COUT_SIZE": (0.0, 1.0, "fractions between 0 and 1"),
+    "CBLUR_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "CBLUR_DOWN_RANGE": (1, None, "whole downsampling factors of at least 1"),
+    "CMIX_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "CNOISE_SCALE": (0.0, None, "0 or more"),
+    "CNOISE_NB_ITERATIONS": (0, None, "counts of 0 or more"),
+    "CNOISE_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "MISSP_ITERATIONS": (0, None, "counts of 0 or more"),
+    "GRID_D_RANGE": (1e-6, None, "fractions of the image size greater than 0"),
 }
 
 
@@ -217,7 +240,8 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
             and ((low is not None and min(value) < low) or (high is not None and max(value) > high))
         ):
             errors.append(f"AUGMENTOR.{key} is {tuple(value)}; it must hold {text}.")
-    for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS"):
+    for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS", "CBLUR_DOWN_RANGE", "CNOISE_NB_ITERATIONS",
+                "MISSP_ITERATIONS"):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in aug[key]):
             errors.append(f"AUGMENTOR.{key} is {tuple(aug[key])}; it must be two whole numbers, e.g. (3, 7).")
     if cfg.PROBLEM.NDIM == "2D":
@@ -225,6 +249,13 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
             if aug[key]:
                 errors.append(f"AUGMENTOR.{key} acts on the z axis, which 2D images do not have (PROBLEM.NDIM is "
                               f"2D). Set AUGMENTOR.{key} False, or PROBLEM.NDIM 3D for volumes.")
+    if cfg.PROBLEM.NDIM == "3D":
+        for key, on in (("RANDAUGMENT.ENABLE", aug.RANDAUGMENT.ENABLE), ("TRIVIALAUGMENT", aug.TRIVIALAUGMENT)):
+            if on:
+                errors.append(f"AUGMENTOR.{key} is a 2D policy (torchvision's operations act on y-x images); "
+                              "PROBLEM.NDIM is 3D. Set it False, or use the 3D AUGMENTOR transformations.")
+    if aug.RANDAUGMENT.ENABLE and aug.TRIVIALAUGMENT:
+        errors.append("AUGMENTOR.RANDAUGMENT.ENABLE and AUGMENTOR.TRIVIALAUGMENT are both True; choose one policy.")
     switched_on = [name for name in OPS if aug[name]]
     if switched_on and not aug.ENABLE:
         notices.append(f"AUGMENTOR.ENABLE is False, so {', '.join(switched_on)} (switched on) will not be applied.")
