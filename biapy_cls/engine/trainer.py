@@ -97,6 +97,7 @@ class FitSetup:
     save_every: int = -1  # MODEL.SAVE_CKPT_FREQ
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+    epoch_start: Callable[[int], None] | None = None  # called before each epoch (TRAIN.FREEZE_BACKBONE_EPOCHS)
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -259,6 +260,8 @@ def fit(setup: FitSetup) -> dict:
     try:
         for epoch in range(setup.start_epoch, setup.epochs):
             start = time.perf_counter()
+            if setup.epoch_start is not None:
+                setup.epoch_start(epoch)
             setup.train_loader.sampler.set_epoch(epoch)
             row = {"epoch": epoch + 1, **train_one_epoch(setup, epoch)}
             if setup.val_loader is not None:

@@ -118,10 +118,14 @@ def load_pretrained(model: nn.Module, path: str) -> None:
         raise ConfigError(f"MODEL.PRETRAINED_WEIGHTS '{file}' does not exist. Give a local timm weights file "
                           "(nothing is downloaded), or leave the key empty.")
     # timm models, or wrappers that expose theirs (the 2D ViT pads its input first).
-    target = getattr(model, "timm_module", model if type(model).__module__.startswith("timm.") else None)
+    # timm and torchvision models (head_names marks MODEL.SOURCE models), or wrappers that expose theirs (the 2D
+    # ViT pads its input first).
+    library = type(model).__module__.startswith("timm.") or hasattr(model, "head_names")
+    target = getattr(model, "timm_module", model if library else None)
     if target is None:
-        raise ConfigError("MODEL.PRETRAINED_WEIGHTS loads timm weights into 2D vit and efficientnet_b* models only. "
-                          "For other models start from a biapy-cls checkpoint with MODEL.LOAD_CHECKPOINT.")
+        raise ConfigError("MODEL.PRETRAINED_WEIGHTS loads weights into MODEL.SOURCE torchvision and timm models and "
+                          "into 2D vit and efficientnet_b* models only. For other models start from a biapy-cls "
+                          "checkpoint with MODEL.LOAD_CHECKPOINT.")
     fits, mismatched, missing, _ = split_state(target, _adapt(target, read_weights(file)))
     if not fits:
         raise ConfigError(f"No tensor of MODEL.PRETRAINED_WEIGHTS '{file}' fits this model: its names or shapes "
