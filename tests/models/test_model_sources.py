@@ -188,3 +188,15 @@ def test_checkpoint_needs_no_pretrained_weights_to_test(tmp_path, torch_home, sm
                                "--name", "tv_test")
     assert code == 0, err
     assert "torchvision resnet18" in out and "the pretrained weights' own" in out
+
+
+def test_weights_normalisation_is_per_channel_and_survives_the_checkpoint_format():
+    from biapy_cls.data.transforms import Normalizer
+
+    norm = Normalizer.for_weights((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    x = torch.rand(2, 3, 4, 4)
+    expected = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1)
+    assert torch.allclose(norm(x, 255.0), expected)
+    again = Normalizer.from_state_dict(norm.state_dict())
+    assert torch.allclose(again(x, 255.0), expected) and not again.needs_fit
