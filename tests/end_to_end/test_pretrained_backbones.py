@@ -32,7 +32,8 @@ def test_torchvision_resnet18_learns_digits(tmp_path, digits_dir, run_biapy):
     assert code == 0, err
     assert "Model: torchvision resnet18 (" in out and "normalisation: div" in out
     assert test_metrics(tmp_path, "r18")["accuracy"] >= 0.95
-    assert "resnet18 (torchvision, random start)" in (tmp_path / "r18" / "results" / "r18_1" / "report.html").read_text()
+    report = (tmp_path / "r18" / "results" / "r18_1" / "report.html").read_text()
+    assert "resnet18 (torchvision, random start)" in report
 
 
 def test_torchvision_r3d_18_runs_on_volumes(tmp_path_factory, tmp_path, run_biapy):
