@@ -31,7 +31,11 @@ from biapy_cls.models import ModelSpec, available_architectures, available_sourc
 SIZES = {"2D": (32, 32), "3D": (16, 32, 32)}
 
 
-def throughput(model: torch.nn.Module, spatial: tuple[int, ...], batch: int, steps: int, channels: int = 1) -> float:
+def throughput(model: torch.nn.Module, spatial: tuple[int, ...], batch: int, steps: int, channels: int = 1,
+               cpu_time: bool = False) -> float:
+    """Training images per second of wall time, or per second of this process's CPU time (`cpu_time`: with one
+    thread, what one idle core would do, nearly independent of other load on a shared machine)."""
+    clock = time.process_time if cpu_time else time.perf_counter
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, channels, *spatial)
     y = torch.randint(0, 10, (batch,))
@@ -39,12 +43,12 @@ def throughput(model: torch.nn.Module, spatial: tuple[int, ...], batch: int, ste
     start = 0.0
     for step in range(steps + 1):
         if step == 1:
-            start = time.perf_counter()
+            start = clock()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / (clock() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="biapy", choices=available_sources(), help="MODEL.SOURCE (default biapy)")
     parser.add_argument("--sizes", nargs="*", type=int, default=[32], help="2D image sides (default 32)")
     parser.add_argument("--channels", type=int, default=1, help="input channels (default 1)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="images per second of process CPU time (use with --threads 1 on a loaded machine)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); batch {args.batch}, "
           f"{args.steps} steps; load average {load:.1f} at the start\n")
-    print("| architecture | input | parameters | training images/s (CPU) |")
+    unit = "per CPU-second (1 thread)" if args.cpu_time else "(CPU)"
+    print(f"| architecture | input | parameters | training images/s {unit} |")
     print("|---|---|---:|---:|")
     for arch in args.archs:
         for ndim in _ndims(args.source, arch, args.ndims):
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 model = build_model(ModelSpec(arch, ndim, args.channels, 10, spatial, args.source), cfg)
                 params = sum(p.numel() for p in model.parameters())
                 speed = "-" if args.params_only else \
-                    f"{throughput(model, spatial, args.batch, args.steps, args.channels):.1f}"
+                    f"{throughput(model, spatial, args.batch, args.steps, args.channels, args.cpu_time):.1f}"
                 name = arch if args.source == "biapy" else f"{args.source} {arch}"
                 print(f"| {name} | {ndim} {'x'.join(map(str, spatial))} | {params / 1e6:.2f} M | {speed} |", flush=True)
     return 0
