@@ -40,10 +40,13 @@ def load_fine_tune(model: nn.Module, checkpoint: dict, spec, source: str, skip_u
 
     theirs = checkpoint["model_spec"]
     if not skip_unmatched:
-        if normalize_architecture(theirs["architecture"]) != normalize_architecture(spec.architecture):
+        their_source = theirs.get("source", "biapy")
+        if (their_source, normalize_architecture(theirs["architecture"])) != (
+                spec.source, normalize_architecture(spec.architecture)):
+            their = theirs["architecture"] if their_source == "biapy" else f"{their_source} {theirs['architecture']}"
             raise CheckpointError(
-                f"The checkpoint '{source}' holds a {theirs['architecture']} model, but MODEL.ARCHITECTURE is "
-                f"{spec.architecture}. Set MODEL.ARCHITECTURE to {theirs['architecture']}, or set "
+                f"The checkpoint '{source}' holds a {their} model, but this run builds a {spec.label} model. Set "
+                "MODEL.SOURCE and MODEL.ARCHITECTURE (or the source's model name key) as for the checkpoint, or set "
                 "MODEL.SKIP_UNMATCHED_LAYERS True to load only the tensors whose names and shapes fit."
             )
         if int(theirs["n_classes"]) != spec.n_classes:

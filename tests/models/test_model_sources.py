@@ -200,3 +200,14 @@ def test_weights_normalisation_is_per_channel_and_survives_the_checkpoint_format
     assert torch.allclose(norm(x, 255.0), expected)
     again = Normalizer.from_state_dict(norm.state_dict())
     assert torch.allclose(again(x, 255.0), expected) and not again.needs_fit
+
+
+def test_fine_tuning_checks_the_source_too():
+    from biapy_cls.errors import CheckpointError
+    from biapy_cls.models.transfer import load_fine_tune
+
+    theirs = {"model_spec": ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32)).to_dict(), "model_state": {}}
+    with pytest.raises(CheckpointError, match="holds a efficientnet_b0 model, but this run builds a torchvision "
+                                              "efficientnet_b0 model"):
+        mine = ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32), "torchvision")
+        load_fine_tune(torch.nn.Linear(1, 1), theirs, mine, "old.pth", skip_unmatched=False)
