@@ -29,7 +29,8 @@ def build_optimizer(cfg: CN, model: torch.nn.Module) -> torch.optim.Optimizer:
         lr = {"lr": train.LR * scale} if in_backbone else {}
         groups += [{"params": decay, "weight_decay": train.W_DECAY, **lr},
                    {"params": no_decay, "weight_decay": 0.0, **lr}]
-    groups = [g for g in groups if g["params"]] or groups[:2]
+    if not backbone:  # the two groups of every run without a scaled backbone (resumed optimizer states fit)
+        groups = groups[:2]
     betas = tuple(float(b) for b in train.OPT_BETAS)
     if train.OPTIMIZER == "SGD":
         # Nesterov momentum, as timm's "sgd" (which BiaPy uses); plain SGD when MOMENTUM is 0.
