@@ -1,7 +1,7 @@
-"""Starting a model from earlier weights: a biapy-cls checkpoint (fine-tuning), a local timm weights file
+"""Starting a model from earlier weights: a biapy-cls checkpoint (fine-tuning), a local weights file
 (MODEL.PRETRAINED_WEIGHTS), and freezing parameters by name (MODEL.FREEZE_LAYERS_MATCHING).
 
-Nothing is ever downloaded. What could not be loaded is always logged by name, so that a fine-tuning
+Nothing here downloads (library weights are fetched by models/weights.py). What could not be loaded is always logged by name, so that a fine-tuning
 run says plainly which layers start from scratch.
 """
 
