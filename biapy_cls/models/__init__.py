@@ -13,9 +13,9 @@ adding one is that module plus one line here. Builders return a `torch.nn.Module
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from torch import nn
 
@@ -38,10 +38,18 @@ _SOURCE_MODULES = {
 _SOURCES: dict[str, type] = {}
 
 
+# The current model layout of each architecture whose layers changed (or changed meaning) since the
+# first release; a checkpoint records the layout its model was built with (ModelSpec.layout), and an
+# architecture's builder rebuilds an older layout as it was, or refuses it with an explanation.
+LAYOUTS = {"vit": 2}
+CURRENT = -1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What a model must fit and how to rebuild it: stored in checkpoints so that a model can be rebuilt
-    without the data or the pretrained weights. `architecture` is the model's name within its `source`."""
+    without the data or the pretrained weights. `architecture` is the model's name within its `source`.
+    `layout` -1 means the architecture's current layout (LAYOUTS); checkpoints without one are layout 1."""
 
     architecture: str
     ndim: str
@@ -49,6 +57,12 @@ class ModelSpec:
     n_classes: int
     spatial: tuple[int, ...]
     source: str = "biapy"
+    layout: int = CURRENT
+
+    def __post_init__(self) -> None:
+        if self.layout == CURRENT:
+            layout = LAYOUTS.get(normalize_architecture(self.architecture), 1) if self.source == "biapy" else 1
+            object.__setattr__(self, "layout", layout)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +70,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
         return cls(d["architecture"], d["ndim"], int(d["in_channels"]), int(d["n_classes"]), tuple(d["spatial"]),
-                   d.get("source", "biapy"))  # checkpoints older than MODEL.SOURCE are biapy's
+                   d.get("source", "biapy"), int(d.get("layout", 1)))  # older checkpoints: biapy's, layout 1
 
     @property
     def label(self) -> str:

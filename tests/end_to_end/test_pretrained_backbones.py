@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import digits_config, load_script, write_yaml
 
 pytestmark = pytest.mark.slow

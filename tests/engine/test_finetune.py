@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import digits_config, write_yaml
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.engine.finetune import BackboneFreezer, backbone_parameters, head_prefixes
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import seed_everything
 from biapy_cls.models import ModelSpec, build_model
+from conftest import digits_config, write_yaml
 
 
 def cfg_with(**train):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import digits_config, write_yaml
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.errors import ConfigError, WeightsUnavailable
 from biapy_cls.models import ModelSpec, build_model, check_input, pretrained_weights
+from conftest import digits_config, write_yaml
 
 
 def model_cfg(**keys):
