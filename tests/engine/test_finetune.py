@@ -67,6 +67,7 @@ def test_frozen_backbone_does_not_move_until_its_epoch():
     assert all(p.requires_grad for p in backbone_parameters(model))
 
 
+@pytest.mark.slow
 def test_freeze_epochs_and_fixed_backbone_from_the_cli(tmp_path, small_digits_dir, run_biapy):
     cfg = digits_config(small_digits_dir, TRAIN={"ENABLE": True, "EPOCHS": 2, "BATCH_SIZE": 32, "LR": 3e-3,
                                                  "PATIENCE": -1, "FREEZE_BACKBONE_EPOCHS": 1}, TEST={"ENABLE": False})
