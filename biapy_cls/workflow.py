@@ -38,6 +38,7 @@ from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.ema import EmaSettings, ModelEma
+from biapy_cls.engine.finetune import BackboneFreezer, FineTuning, backbone_parameters
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
@@ -60,7 +61,8 @@ from biapy_cls.evaluation.reports import plot_confusion, write_predictions, writ
 from biapy_cls.export import bmz_source as bmz
 from biapy_cls.export.bmz import export_run
 from biapy_cls.logs import close_logging, setup_logging
-from biapy_cls.models import ModelSpec, build_model
+from biapy_cls.models import ModelSpec, build_model, pretrained_weights
+from biapy_cls.models.prepare import prepare_model, run_model_spec, size_warning
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
 
@@ -94,7 +96,7 @@ def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPat
     """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
     resume = args.resume if resume is None else resume
     # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths, resume))
     resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
     setup_logging(paths.log_file, runtime.is_main)
     if runtime.is_main:
@@ -141,7 +143,7 @@ def resume_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
-def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
+def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan, dict | None]:
     """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
     if bmz.model_from_package(cfg):  # the model, its classes and its input size come from a BMZ package
@@ -150,6 +152,10 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
             checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+        if not resume:  # the model fits the patch and its pretrained weights are here (or stop: nothing written)
+            spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
+                                  len(plan.class_names))
+            prepare_model(spec, cfg.MODEL, fetch=checkpoint is None)
     else:
         checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
         spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})
@@ -217,16 +223,23 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         if cfg.TRAIN.ENABLE:
             start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     else:
-        model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
-        normalizer = Normalizer.from_cfg(cfg)
-        model = build_model(model_spec, cfg.MODEL)
+        model_spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial, n_classes)
+        # Pretrained library weights bring their own normalisation, kept whether they are loaded now or not.
+        weights = pretrained_weights(model_spec, cfg.MODEL)
+        normalizer = Normalizer.for_weights(weights.mean, weights.std) if weights else Normalizer.from_cfg(cfg)
+        if weights and cfg.TRAIN.ENABLE:
+            log.info(f"Pretrained weights {weights.name}: their normalisation replaces DATA.NORMALIZATION.")
+            if size_warning(model_spec, weights):
+                log.warning(size_warning(model_spec, weights))
+        start = cfg.TRAIN.ENABLE and not resume and checkpoint is None and weights is not None
+        model = build_model(model_spec, cfg.MODEL, pretrained=start)
         if cfg.TRAIN.ENABLE:
             start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     model.to(runtime.device)
     if runtime.cuda:
         model = model.to(memory_format=torch.channels_last) if plan.spec.ndim == "2D" else model
     n_params = sum(p.numel() for p in model.parameters())
-    log.info(f"Model: {model_spec.architecture} ({n_params / 1e6:.2f} M parameters); normalisation: "
+    log.info(f"Model: {model_spec.label} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
 
     def payload() -> dict:
@@ -271,6 +284,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
+    if cfg.TRAIN.BACKBONE_LR_SCALE == 0:
+        for param in backbone_parameters(model):
+            param.requires_grad_(False)
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -306,9 +322,15 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     if ema is not None:
         log.info(f"Weight EMA: decay {ema_settings.decay:g}, warm-up {ema_settings.warmup} steps; validated next to "
                  "the raw weights each epoch, the better one checkpointed.")
+    tuning = FineTuning.from_cfg(cfg)
+    freezer = BackboneFreezer(model, tuning.freeze_backbone_epochs) if tuning.freeze_backbone_epochs else None
+    if tuning.active:
+        log.info(f"Fine-tuning: {tuning.describe()}.")
     if runtime.distributed:
+        # A backbone frozen for the first epochs gets no gradients then: DDP must not wait for them.
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.device.index] if runtime.cuda else None)
+            model, device_ids=[runtime.device.index] if runtime.cuda else None,
+            find_unused_parameters=freezer is not None)
     n_classes = len(plan.class_names)
     monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
     cfg = scaled_for_world_size(cfg, runtime)
@@ -341,6 +363,7 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         save_every=cfg.MODEL.SAVE_CKPT_FREQ,
         mix=mixer if mixer else None,
         ema=ema,
+        epoch_start=freezer,
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")

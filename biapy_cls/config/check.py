@@ -15,6 +15,7 @@ from biapy_cls.data.filters import check_filter_cfg
 from biapy_cls.data.preprocess import check_preprocess_cfg
 from biapy_cls.errors import ConfigError
 from biapy_cls.export.settings import check_bmz, check_bmz_installed
+from biapy_cls.models import available_sources
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
 CHOICES = {
@@ -31,7 +32,7 @@ CHOICES = {
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
     "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
-    "MODEL.SOURCE": ["biapy", "bmz"],
+    "MODEL.SOURCE": [*available_sources(), "bmz"],  # bmz: export/bmz_source.py, outside the model registry
     "MODEL.OUT_CHECKPOINT_FORMAT": ["pth", "safetensors"],
     "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
@@ -80,6 +81,8 @@ RANGES = {
     "TRAIN.MOMENTUM": (0.0, 1.0, "between 0 and 1, e.g. 0.9"),
     "TRAIN.ACCUM_ITER": (1, None, "at least 1"),
     "TRAIN.GRADIENT_CLIP_NORM": (0.0, None, "0 (no clipping) or more, e.g. 1.0"),
+    "TRAIN.BACKBONE_LR_SCALE": (0.0, None, "0 (backbone fixed) or more, e.g. 0.1"),
+    "TRAIN.FREEZE_BACKBONE_EPOCHS": (0, None, "0 or more"),
     "LOSS.LABEL_SMOOTHING": (0.0, 0.99, "between 0 and 0.99, e.g. 0.1"),
     "MODEL.SAVE_CKPT_FREQ": (-1, None, "-1 (never) or at least 1"),
     "LOG.CHART_CREATION_FREQ": (1, None, "at least 1"),
@@ -301,7 +304,7 @@ def _check_model(model: CN, errors: list[str]) -> None:
 
 def check_config(cfg: CN) -> list[str]:
     """Validate `cfg` in place (normalising spellings); raise ConfigError listing every problem."""
-    from biapy_cls.models import available_architectures, normalize_architecture
+    from biapy_cls.models import get_source
 
     errors: list[str] = []
     notices: list[str] = []
@@ -353,12 +356,8 @@ def check_config(cfg: CN) -> list[str]:
     check_preprocess_cfg(cfg, errors)
     check_filter_cfg(cfg, errors)
 
-    arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
-    if arch not in available_architectures():
-        errors.append(
-            f"MODEL.ARCHITECTURE '{cfg.MODEL.ARCHITECTURE}' is not known. "
-            f"Valid: {', '.join(available_architectures())}."
-        )
+    if cfg.MODEL.SOURCE in available_sources():
+        errors += get_source(cfg.MODEL.SOURCE).check(cfg.MODEL, ndim)
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
     _check_model(cfg.MODEL, errors)

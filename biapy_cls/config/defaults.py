@@ -451,7 +451,23 @@ _C.AUGMENTOR.TRIVIALAUGMENT = False
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Network, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ... efficientnet_b7 (case-insensitive).
+# Where the model comes from: biapy (MODEL.ARCHITECTURE), torchvision (MODEL.TORCHVISION_MODEL_NAME) or timm
+# (MODEL.TIMM_MODEL_NAME).
+_C.MODEL.SOURCE = "biapy"
+# torchvision model when MODEL.SOURCE is torchvision: a classification model (2D, e.g. resnet18) or a video model
+# (3D, e.g. r3d_18).
+_C.MODEL.TORCHVISION_MODEL_NAME = ""
+# Start the torchvision model from its DEFAULT pretrained weights (downloaded once into TORCH_HOME); False = random
+# start.
+_C.MODEL.TORCHVISION_PRETRAINED = True
+# timm model when MODEL.SOURCE is timm: any name of timm.list_models(), optionally with a weights tag (e.g.
+# resnet18.a1_in1k); 2D.
+_C.MODEL.TIMM_MODEL_NAME = ""
+# Start the timm model from its pretrained weights (downloaded once into the Hugging Face cache, HF_HOME); False =
+# random start.
+_C.MODEL.TIMM_PRETRAINED = True
+# Network when MODEL.SOURCE is biapy, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ...
+# efficientnet_b7 (case-insensitive).
 _C.MODEL.ARCHITECTURE = "vit"
 # Dropout before the classification head (first value used).
 _C.MODEL.DROPOUT_VALUES = [0.2]
@@ -470,8 +486,9 @@ _C.MODEL.VIT_NUM_HEADS = -1
 _C.MODEL.VIT_MLP_RATIO = 4.0
 # Epsilon of the ViT's layer normalisation.
 _C.MODEL.VIT_NORM_EPS = 1.0e-6
-# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted
-# to the channels, mismatched head skipped; never downloaded.
+# Local weights file (.pth/.bin/.safetensors) to start from: timm's for a 2D vit/efficientnet or MODEL.SOURCE timm,
+# torchvision's for MODEL.SOURCE torchvision (replaces the downloaded weights); first conv adapted, mismatched head
+# skipped.
 _C.MODEL.PRETRAINED_WEIGHTS = ""
 # When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for
 # another class count.
@@ -578,6 +595,10 @@ _C.TRAIN.PATIENCE = 20
 # Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or
 # val_f1 (macro).
 _C.TRAIN.CHECKPOINT_MONITOR = "val_loss"
+# Learning rate of the backbone (all but the classification head) as a multiple of TRAIN.LR; 0 keeps the backbone fixed.
+_C.TRAIN.BACKBONE_LR_SCALE = 1.0
+# Train only the classification head for this many epochs, then the whole model (0 = from the start).
+_C.TRAIN.FREEZE_BACKBONE_EPOCHS = 0
 # Metrics logged and charted each epoch besides the loss: accuracy, f1 (macro), top-5-accuracy; [] = accuracy and f1.
 _C.TRAIN.METRICS = []
 

@@ -101,6 +101,7 @@ class FitSetup:
     # (normalised images, class indices) -> (images, soft targets): MixUp/CutMix (data/mixing.py)
     mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     ema: ModelEma | None = None  # MODEL.EMA (engine/ema.py)
+    epoch_start: Callable[[int], None] | None = None  # called before each epoch (TRAIN.FREEZE_BACKBONE_EPOCHS)
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -291,6 +292,8 @@ def fit(setup: FitSetup) -> dict:
     try:
         for epoch in range(setup.start_epoch, setup.epochs):
             start = time.perf_counter()
+            if setup.epoch_start is not None:
+                setup.epoch_start(epoch)
             setup.train_loader.sampler.set_epoch(epoch)
             row = {"epoch": epoch + 1, **train_one_epoch(setup, epoch)}
             ema_row = {}
