@@ -24,9 +24,12 @@ from biapy_cls.config.settings import SystemSettings, TrainSettings
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.dataset import build_dataset, build_loader, replicate
+from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.plan import DataPlan
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.ema import EmaHook, EmaSettings, ModelEma
+from biapy_cls.engine.finetune import BackboneFreezeHook, BackboneFreezer, FineTuning
 from biapy_cls.engine.hooks import (
     AugSamplesHook,
     ChartsHook,
@@ -95,11 +98,13 @@ def scaled_for_world_size(train: TrainSettings, runtime: Runtime) -> TrainSettin
 
 
 def build_setup(cfg: CN, train: TrainSettings, plan: DataPlan, runtime: Runtime, model: torch.nn.Module,
-                loaders: Loaders, augmenter: Augmenter, normalizer: Normalizer) -> FitSetup:
-    """Model (wrapped for DistributedDataParallel when distributed), loss, optimizer, precision."""
+                loaders: Loaders, augmenter: Augmenter, normalizer: Normalizer, mixer: Mixer) -> FitSetup:
+    """Model (wrapped for DistributedDataParallel when distributed), loss, optimizer, precision, label mixing."""
     if runtime.distributed:
+        # A backbone frozen for the first epochs gets no gradients then: DDP must not wait for them.
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.device.index] if runtime.cuda else None)
+            model, device_ids=[runtime.device.index] if runtime.cuda else None,
+            find_unused_parameters=train.freeze_backbone_epochs > 0)
     amp = amp_dtype(train.amp, runtime)
     return FitSetup(
         model=model,
@@ -118,24 +123,36 @@ def build_setup(cfg: CN, train: TrainSettings, plan: DataPlan, runtime: Runtime,
         amp_dtype=amp,
         # A gradient scaler only for fp16, whose small range underflows gradients; bf16 needs none.
         scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16),
+        mix=mixer if mixer else None,
     )
 
 
 def build_hooks(cfg: CN, train: TrainSettings, paths: RunPaths, setup: FitSetup, loaders: Loaders,
-                augmenter: Augmenter, payload: Callable[[], dict]) -> list[HookBase]:
-    """The hooks of a training run, in the order they run at each point. Every process schedules the LR
-    and watches the monitor; only the main process writes files."""
+                augmenter: Augmenter, payload: Callable[[], dict], mixer: Mixer | None = None) -> list[HookBase]:
+    """The hooks of a training run, in the order they run at each point. Every process freezes the
+    backbone, schedules the LR, averages the weights and watches the monitor; only the main process writes
+    files. The EMA hook comes before early stopping and the checkpoints: it may pick its weights for them."""
+    model = unwrap(setup.model)
     steps_per_epoch = math.ceil(len(setup.train_loader) / setup.accum_iter)
     schedule = LRSchedule(train, setup.optimizer, steps_per_epoch,
-                          auto_warmup_steps(train, unwrap(setup.model), steps_per_epoch))
-    hooks: list[HookBase] = [LRScheduleHook(schedule), EarlyStoppingHook(EarlyStopping(train.monitor, train.patience))]
+                          auto_warmup_steps(train, model, steps_per_epoch))
+    hooks: list[HookBase] = []
+    if train.freeze_backbone_epochs:
+        hooks.append(BackboneFreezeHook(BackboneFreezer(model, train.freeze_backbone_epochs)))
+    hooks.append(LRScheduleHook(schedule))
+    ema_settings = EmaSettings.from_cfg(cfg)
+    if ema_settings.enable:
+        hooks.append(EmaHook(ModelEma(model, ema_settings.decay, ema_settings.warmup)))
+        log.info(f"Weight EMA: decay {ema_settings.decay:g}, warm-up {ema_settings.warmup} steps; validated next to "
+                 "the raw weights each epoch, the better one checkpointed.")
+    hooks.append(EarlyStoppingHook(EarlyStopping(train.monitor, train.patience)))
     if not setup.runtime.is_main:
         return hooks
-    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES:
+    if (augmenter or mixer) and cfg.AUGMENTOR.AUG_SAMPLES:
         train_set = loaders.train_set
         hooks.insert(0, AugSamplesHook(lambda: write_aug_samples(
             augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
-            cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)))
+            cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED, mixer=mixer)))
     files = CheckpointFiles(paths.last_checkpoint, paths.best_checkpoint, paths.epoch_checkpoint)
     return hooks + [EpochLogHook(paths.training_log), TensorBoardHook(paths.tensorboard_dir),
                     CheckpointHook(files, payload, train.save_every),
@@ -166,9 +183,15 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter.from_cfg(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
+    mixer = Mixer(MixSettings.from_cfg(cfg), len(plan.class_names))
+    if mixer:
+        log.info(f"Label mixing: {mixer.describe()}.")
+    tuning = FineTuning.from_cfg(cfg)
+    if tuning.active:
+        log.info(f"Fine-tuning: {tuning.describe()}.")
     settings = scaled_for_world_size(for_the_data(TrainSettings.from_cfg(cfg), loaders), runtime)
-    setup = build_setup(cfg, settings, plan, runtime, model, loaders, augmenter, normalizer)
-    trainer = Trainer(setup, build_hooks(cfg, settings, paths, setup, loaders, augmenter, payload))
+    setup = build_setup(cfg, settings, plan, runtime, model, loaders, augmenter, normalizer, mixer)
+    trainer = Trainer(setup, build_hooks(cfg, settings, paths, setup, loaders, augmenter, payload, mixer))
     if resume:
         resume_from(trainer, paths, cfg.MODEL.ARCHITECTURE, payload()["model_spec"]["layout"])
     schedule = next(h.schedule for h in trainer.hooks if isinstance(h, LRScheduleHook))
@@ -189,5 +212,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     model = unwrap(setup.model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
-        model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
+        best_state = load_checkpoint(paths.best_checkpoint)
+        model.load_state_dict(best_state["model_state"])
+        if any(isinstance(h, EmaHook) for h in trainer.hooks):
+            log.info(f"The best checkpoint holds the {'EMA' if best_state.get('weights') == 'ema' else 'raw'} weights.")
     return model, trainer.state.history

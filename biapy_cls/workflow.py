@@ -34,6 +34,7 @@ from biapy_cls.data.plan import (
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.finetune import backbone_parameters
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (
@@ -49,8 +50,11 @@ from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import classification_metrics, format_report, summary_line
 from biapy_cls.evaluation.report_html import Predictions, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
+from biapy_cls.export import bmz_source as bmz
+from biapy_cls.export.bmz import export_run
 from biapy_cls.logs import close_logging, setup_logging
-from biapy_cls.models import ModelSpec, build_model
+from biapy_cls.models import ModelSpec, build_model, pretrained_weights
+from biapy_cls.models.prepare import prepare_model, run_model_spec, size_warning
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
 from biapy_cls.training import train
@@ -67,6 +71,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     setup_logging(None)
     paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
     cfg, notices = load_config(args.config, args.opts)
+    paths = paths.with_checkpoint_format(cfg.MODEL.OUT_CHECKPOINT_FORMAT)
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, SystemSettings.from_cfg(cfg).num_cpus)
     try:
@@ -84,7 +89,7 @@ def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPat
     """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
     resume = args.resume if resume is None else resume
     # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths, resume))
     resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
     setup_logging(paths.log_file, runtime.is_main)
     if runtime.is_main:
@@ -131,13 +136,19 @@ def resume_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
-def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
+def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan, dict | None]:
     """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
-    if cfg.TRAIN.ENABLE:
+    if bmz.model_from_package(cfg):  # the model, its classes and its input size come from a BMZ package
+        plan = bmz.data_plan(cfg, plan_training_data)
+    elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
             checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+        if not resume:  # the model fits the patch and its pretrained weights are here (or stop: nothing written)
+            spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
+                                  len(plan.class_names))
+            prepare_model(spec, cfg.MODEL, fetch=checkpoint is None)
     else:
         checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
         spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})
@@ -159,29 +170,47 @@ def checkpoint_to_load(cfg: CN, paths: RunPaths):
             "TRAIN.ENABLE is False, so the model to test must come from a checkpoint: set MODEL.LOAD_CHECKPOINT "
             "True (uses this job's own checkpoint) and/or PATHS.CHECKPOINT_FILE to a .pth file."
         )
-    return paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    path = paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    # The job may have been trained with the other MODEL.OUT_CHECKPOINT_FORMAT.
+    return next((p for p in (path, path.with_suffix(".pth"), path.with_suffix(".safetensors")) if p.exists()), path)
 
 
 def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
                        resume: bool = False) -> None:
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
+    model_cfg = cfg.MODEL  # what the model is built from: this config, or the checkpoint's
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
-        model = build_model(model_spec, CN(CN.load_cfg(checkpoint["model_cfg"])))
+        model_cfg = CN(CN.load_cfg(checkpoint["model_cfg"]))
+        is_bmz = bmz.is_bmz(model_spec)
+        model = bmz.model_for(model_cfg, plan, model_spec) if is_bmz else build_model(model_spec, model_cfg)
         model.load_state_dict(checkpoint["model_state"])
+    elif cfg.MODEL.SOURCE == "bmz":  # a BioImage Model Zoo package; its own preprocessing is inside the model
+        model_spec = bmz.model_spec(plan)
+        normalizer = Normalizer(kind="div")
+        model = bmz.model_for(cfg.MODEL, plan, model_spec)
+        if cfg.TRAIN.ENABLE:
+            start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     else:
-        model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
-        normalizer = Normalizer.from_cfg(cfg)
-        model = build_model(model_spec, cfg.MODEL)
+        model_spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial, n_classes)
+        # Pretrained library weights bring their own normalisation, kept whether they are loaded now or not.
+        weights = pretrained_weights(model_spec, cfg.MODEL)
+        normalizer = Normalizer.for_weights(weights.mean, weights.std) if weights else Normalizer.from_cfg(cfg)
+        if weights and cfg.TRAIN.ENABLE:
+            log.info(f"Pretrained weights {weights.name}: their normalisation replaces DATA.NORMALIZATION.")
+            if size_warning(model_spec, weights):
+                log.warning(size_warning(model_spec, weights))
+        start = cfg.TRAIN.ENABLE and not resume and checkpoint is None and weights is not None
+        model = build_model(model_spec, cfg.MODEL, pretrained=start)
         if cfg.TRAIN.ENABLE:
             start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     model.to(runtime.device)
     if runtime.cuda:
         model = model.to(memory_format=torch.channels_last) if plan.spec.ndim == "2D" else model
     n_params = sum(p.numel() for p in model.parameters())
-    log.info(f"Model: {model_spec.architecture} ({n_params / 1e6:.2f} M parameters); normalisation: "
+    log.info(f"Model: {model_spec.label} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
 
     def payload() -> dict:
@@ -196,6 +225,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
         test(cfg, paths, runtime, plan, model, normalizer, history)
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
         write_report(paths, cfg, plan.class_names, history=history)
+    if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
+        export_run(cfg, paths, plan, unwrap(model), model_spec, model_cfg, normalizer)
 
 
 def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: ModelSpec, checkpoint: dict | None,
@@ -209,6 +240,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
+    if cfg.TRAIN.BACKBONE_LR_SCALE == 0:
+        for param in backbone_parameters(model):
+            param.requires_grad_(False)
 
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,

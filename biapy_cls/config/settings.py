@@ -30,10 +30,15 @@ TEST_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"
                 "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
 DEFAULT_TEST_METRICS = ("accuracy", "balanced_accuracy", "f1")  # TEST.METRICS: []
 MAX_AUTO_WORKERS = 4  # SYSTEM.NUM_WORKERS: -1
+# AUGMENTOR switches done in data/augment_ops.py, by application order group: these run after the blurs
+# (BiaPy: after the geometric moves) ...
+AUGMENT_EARLY = ("GRAYSCALE", "CHANNEL_SHUFFLE", "CUTBLUR", "CUTNOISE", "MISALIGNMENT")
+# ... and these after the intensity transformations and GAUSSIAN_NOISE, as in BiaPy.
+AUGMENT_LATE = ("POISSON_NOISE", "SALT", "PEPPER", "SALT_AND_PEPPER", "MISSING_SECTIONS", "GRIDMASK")
 # AUGMENTOR switches of the transformations, in the order they are applied (each has a <NAME>_PROB key).
 AUGMENT_OPS = ("ROT90", "VFLIP", "HFLIP", "ZFLIP", "RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT", "ELASTIC", "G_BLUR",
-               "MEDIAN_BLUR", "MOTION_BLUR", "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT", "CUTOUT",
-               "GAUSSIAN_NOISE")
+               "MEDIAN_BLUR", "MOTION_BLUR", *AUGMENT_EARLY, "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT",
+               "CUTOUT", "GAUSSIAN_NOISE", *AUGMENT_LATE)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class TrainSettings:
     save_every: int = -1  # MODEL.SAVE_CKPT_FREQ; -1: only best and last
     chart_every: int = 1  # LOG.CHART_CREATION_FREQ
     schedule: ScheduleSettings = ScheduleSettings()
+    backbone_lr_scale: float = 1.0  # TRAIN.BACKBONE_LR_SCALE: the backbone's LR is this x lr
+    freeze_backbone_epochs: int = 0  # TRAIN.FREEZE_BACKBONE_EPOCHS
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> TrainSettings:
@@ -90,6 +97,8 @@ class TrainSettings:
             metrics=tuple(train.METRICS) or DEFAULT_TRAIN_METRICS, clip_norm=float(train.GRADIENT_CLIP_NORM),
             amp=str(train.AMP), save_every=int(cfg.MODEL.SAVE_CKPT_FREQ), chart_every=int(cfg.LOG.CHART_CREATION_FREQ),
             schedule=ScheduleSettings.from_cfg(train.LR_SCHEDULER),
+            backbone_lr_scale=float(train.BACKBONE_LR_SCALE),
+            freeze_backbone_epochs=int(train.FREEZE_BACKBONE_EPOCHS),
         )
 
     @property
@@ -153,6 +162,7 @@ class AugmentSettings:
     ops: tuple[tuple[str, float], ...] = ()  # (switch name, probability), in AUGMENT_OPS order
     ndim: int = 2
     params: object = None  # frozen_section(cfg.AUGMENTOR)
+    policy: object = None  # data.policies.Policy: RANDAUGMENT / TRIVIALAUGMENT (None: no policy)
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> AugmentSettings:
@@ -162,5 +172,8 @@ class AugmentSettings:
             p = aug[f"{name}_PROB"]
             return float(aug.DA_PROB if p == -1 else p)
 
+        from biapy_cls.data.policies import Policy  # torchvision: imported only when augmentation is set up
+
         ops = tuple((n, prob(n)) for n in AUGMENT_OPS if aug.ENABLE and aug[n])
-        return cls(ops, 3 if cfg.PROBLEM.NDIM == "3D" else 2, frozen_section(aug, "AugmentorParams"))
+        return cls(ops, 3 if cfg.PROBLEM.NDIM == "3D" else 2, frozen_section(aug, "AugmentorParams"),
+                   Policy.from_cfg(cfg))

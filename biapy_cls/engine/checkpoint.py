@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from biapy_cls import __version__
+from biapy_cls.engine import safetensors_io
 from biapy_cls.errors import CheckpointError
 from biapy_cls.outputs import atomic_write
 
@@ -24,8 +25,13 @@ FORMAT = "biapy-cls-checkpoint"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: the previous file stays readable until the new one is complete."""
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": __version__, **state}, tmp))
+    """Write atomically: the previous file stays readable until the new one is complete. The format
+    (MODEL.OUT_CHECKPOINT_FORMAT) is carried by the file name RunPaths gives: .safetensors or .pth."""
+    full = {"format": FORMAT, "version": __version__, **state}
+    if path.suffix == safetensors_io.SUFFIX:
+        atomic_write(path, lambda tmp: safetensors_io.save(full, tmp))
+    else:
+        atomic_write(path, lambda tmp: torch.save(full, tmp))
 
 
 def copy_checkpoint(src: Path, dst: Path) -> None:
@@ -50,7 +56,10 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     if not path.exists():
         raise CheckpointError(f"The {what} '{path}' does not exist. Check PATHS.CHECKPOINT_FILE or the run name.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if safetensors_io.is_safetensors(path):
+            state = safetensors_io.load(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
         raise CheckpointError(
             f"The {what} '{path}' cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}). It is "

@@ -4,23 +4,25 @@ engine/trainer.py without being written into it.
     Trainer.fit()
       before_train()                      open logs; write augmentation samples
       for each epoch:
-        before_epoch()
+        before_epoch()                    backbone frozen or not (TRAIN.FREEZE_BACKBONE_EPOCHS)
         for each batch: forward, backward;
           every TRAIN.ACCUM_ITER batches: optimizer step, then
-            after_step()                  per-step LR schedules (an EMA of the weights would go here)
+            after_step()                  per-step LR schedules, the weight EMA's update
         validation -> state.metrics (train_*, val_*, lr, seconds), appended to state.history
-        after_epoch()                     epoch LR schedule, monitor/early stopping, log line, JSON log,
-                                          TensorBoard, checkpoints, charts
+        after_epoch()                     epoch LR schedule, EMA validation (val-ema_*, the better weights),
+                                          monitor/early stopping, log line, JSON log, TensorBoard,
+                                          checkpoints, charts
         stop if a hook set state.stop_reason
       after_train()                       (always, also on errors) close TensorBoard, final charts
 
 A hook reaches everything through `self.trainer`: `trainer.setup` (model, optimizer, loaders, runtime:
 the inputs), `trainer.state` (epoch, step, history, this epoch's `metrics` row, `improved`,
-`stop_reason`, `model_to_save`, `best_checkpoint`: what changes) and `trainer.evaluate(model)` (the
-validation metrics of any weights). Hooks run in the order they are registered, so a hook that adds
-metrics (say, the validation metrics of averaged weights) or picks other weights to save
-(`state.model_to_save`) is registered before the monitor and the checkpoint hooks that use them. A hook
-whose state must survive --resume sets `state_key` and implements `state_dict`/`load_state_dict`: the
+`stop_reason`, `model_to_save` with its `weights` name and `monitored` value, `notes` for the log line,
+`best_checkpoint`: what changes) and `trainer.evaluate(model)` (the validation metrics of any weights).
+Hooks run in the order they are registered, so a hook that adds metrics (as engine/ema.py's EmaHook adds
+those of the averaged weights) or picks other weights to save (`state.model_to_save`) is registered
+before the monitor and the checkpoint hooks that use them. A hook whose state must survive --resume sets
+`state_key` and implements `state_dict`/`load_state_dict`: the
 checkpoint's `training` dict holds it under that key.
 
 Which hooks a run gets, and in which order, is decided in one place: `build_hooks` in training.py.
@@ -134,7 +136,8 @@ class EarlyStoppingHook(HookBase):
 
     def after_epoch(self) -> None:
         state, stopper = self.trainer.state, self.stopper
-        state.improved = stopper.update(state.metrics[stopper.monitor], state.epoch + 1)
+        value = state.monitored if state.monitored is not None else state.metrics[stopper.monitor]
+        state.improved = stopper.update(value, state.epoch + 1)
         if stopper.should_stop:
             state.stop_reason = (f"Early stopping: {stopper.monitor} has not improved for {stopper.patience} epochs "
                                  f"(best {stopper.best:.4f} at epoch {stopper.best_epoch}).")
@@ -167,7 +170,8 @@ class EpochLogHook(HookBase):
 
     def after_epoch(self) -> None:
         state = self.trainer.state
-        log.info(epoch_line(state.metrics, self.trainer.setup.epochs, state.improved))
+        log.info(epoch_line(state.metrics, self.trainer.setup.epochs, state.improved) + "".join(
+            f"  [{note}]" for note in state.notes))
         self.log.append(state.metrics)
 
     def after_train(self) -> None:
@@ -217,9 +221,13 @@ class CheckpointHook(HookBase):
     def after_epoch(self) -> None:
         trainer, files = self.trainer, self.files
         state = trainer.state
-        model = state.model_to_save if state.model_to_save is not None else trainer.model
+        training = trainer.state_dict()
+        model = trainer.model
+        if state.model_to_save is not None:  # other weights predict better; training goes on from the raw ones
+            training["raw_model_state"] = unwrap(trainer.model).state_dict()
+            model = state.model_to_save
         save_checkpoint(files.last, {**self.payload(), "model_state": unwrap(model).state_dict(),
-                                     "training": trainer.state_dict()})
+                                     "weights": state.weights, "training": training})
         # The same file under other names: linked, not written again.
         if state.improved:
             copy_checkpoint(files.last, files.best)

@@ -15,12 +15,25 @@ log = logging.getLogger("biapy_cls")
 
 
 def build_optimizer(train: TrainSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """TRAIN.OPTIMIZER with TRAIN.LR and TRAIN.W_DECAY; no weight decay on biases and norm layers."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """TRAIN.OPTIMIZER with TRAIN.LR and TRAIN.W_DECAY; no weight decay on biases and norm layers; the
+    backbone at TRAIN.BACKBONE_LR_SCALE x TRAIN.LR (head groups first: the logged LR is the head's)."""
+    scale = train.backbone_lr_scale
+    backbone = set()
+    if scale != 1.0:
+        from biapy_cls.engine.finetune import backbone_parameters
+
+        backbone = {id(p) for p in backbone_parameters(model)}
+    groups = []
+    for in_backbone in (False, True):
+        decay, no_decay = [], []
+        for param in model.parameters():
+            if param.requires_grad and (id(param) in backbone) == in_backbone:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        lr = {"lr": train.lr * scale} if in_backbone else {}
+        groups += [{"params": decay, "weight_decay": train.weight_decay, **lr},
+                   {"params": no_decay, "weight_decay": 0.0, **lr}]
+    if not backbone:  # the two groups of every run without a scaled backbone (resumed optimizer states fit)
+        groups = groups[:2]
     if train.optimizer == "SGD":
         # Nesterov momentum, as timm's "sgd" (which BiaPy uses); plain SGD when MOMENTUM is 0.
         return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.momentum > 0)
@@ -92,7 +105,9 @@ class LRSchedule:
                              total_steps=self.total_steps, floor=sched.min_lr / train.lr)
             self.scheduler = LambdaLR(optimizer, factor)
         elif self.name == "onecycle":
-            self.scheduler = OneCycleLR(optimizer, max_lr=train.lr, total_steps=self.total_steps)
+            # each group peaks at its own LR (the backbone's is scaled by TRAIN.BACKBONE_LR_SCALE)
+            self.scheduler = OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                        total_steps=self.total_steps)
         elif self.name == "reduceonplateau":
             self.scheduler = ReduceLROnPlateau(optimizer, mode=train.monitor_mode, factor=sched.factor,
                                                patience=sched.patience, min_lr=sched.min_lr)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from biapy_cls.config.settings import DEFAULT_TRAIN_METRICS, TRAIN_METRICS
 from biapy_cls.engine.checkpoint import rng_state, set_rng_state
 from biapy_cls.engine.losses import ClassificationLoss
-from biapy_cls.engine.runtime import Runtime, reduce_sum
+from biapy_cls.engine.runtime import Runtime, reduce_sum, unwrap
 from biapy_cls.errors import TrainingDiverged
 from biapy_cls.evaluation.metrics import confusion_matrix, summarize_confusion
 
@@ -57,6 +57,9 @@ class FitSetup:
     clip_norm: float = 0.0  # 0: no clipping
     amp_dtype: torch.dtype | None = None  # None: full precision
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
+    # (normalised images, class indices) -> (images, soft targets): MixUp/CutMix (data/mixing.py), a step-level
+    # transform of the batch, not a hook
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -80,6 +83,9 @@ class TrainState:
     improved: bool = False  # set by the monitor hook: this epoch is the best so far
     stop_reason: str = ""  # set by a hook to end training after this epoch; logged
     model_to_save: nn.Module | None = None  # hooks may set other weights (e.g. EMA's) for the checkpoints
+    weights: str = "raw"  # what the checkpoints hold: "raw" (the trained weights) or model_to_save's name ("ema")
+    monitored: float | None = None  # a hook that picks other weights sets their monitored value (else the row's)
+    notes: list[str] = field(default_factory=list)  # appended to this epoch's log line (emptied every epoch)
     best_checkpoint: Path | None = None  # set by the checkpoint hook: named when training diverges
 
 
@@ -153,9 +159,13 @@ def train_one_epoch(trainer: Trainer, epoch: int) -> dict:
     trainer.state.step = 0
     for step, (images, labels, _) in enumerate(bar):
         images, labels = _to_device(images, labels, runtime)
+        inputs, targets = setup.prepare(images, value_range, True), labels
+        if setup.mix is not None:
+            inputs, targets = setup.mix(inputs, labels)
+            labels = targets.argmax(1)  # mixed images count against their dominant label
         with setup.autocast():
-            logits = model(setup.prepare(images, value_range, True))
-        total, count = setup.criterion.totals(logits, labels)
+            logits = model(inputs)
+        total, count = setup.criterion.totals(logits, targets)
         loss = total / count
         setup.scaler.scale(loss / accum if accum > 1 else loss).backward()
         if (step + 1) % accum == 0 or step + 1 == n_batches:
@@ -225,6 +235,7 @@ class Trainer:
         try:
             for epoch in range(state.start_epoch, setup.epochs):
                 state.epoch, state.improved = epoch, False
+                state.notes = []
                 start = time.perf_counter()
                 self.call("before_epoch")
                 setup.train_loader.sampler.set_epoch(epoch)
@@ -283,3 +294,5 @@ class Trainer:
         state.history = list(training["history"])
         state.start_epoch = training["epoch"] + 1
         set_rng_state(training["rng"])
+        if "raw_model_state" in training:  # the checkpoint's model_state is other weights (EMA's): go on from the raw
+            unwrap(setup.model).load_state_dict(training["raw_model_state"])

@@ -22,6 +22,8 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config.settings import MONITOR_MODES
+from biapy_cls.engine.finetune import FineTuning
+from biapy_cls.models.prepare import describe_model, uses_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, read_run_info
 
 log = logging.getLogger("biapy_cls")
@@ -158,8 +160,9 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
         ("Training data", _code(cfg.DATA.TRAIN.PATH) if cfg.TRAIN.ENABLE else "no training"),
         ("Validation", validation if cfg.TRAIN.ENABLE else "-"),
         ("Test data", _code(cfg.DATA.TEST.PATH) if cfg.TEST.ENABLE else "no test"),
-        ("Model", esc(cfg.MODEL.ARCHITECTURE)),
-        ("Normalisation", esc(cfg.DATA.NORMALIZATION.TYPE)),
+        ("Model", esc(describe_model(cfg.MODEL))),
+        ("Normalisation", "the pretrained weights' own mean and std" if uses_pretrained(cfg.MODEL)
+         else esc(cfg.DATA.NORMALIZATION.TYPE)),
     ]
     if cfg.TRAIN.ENABLE:
         rows += [
@@ -173,6 +176,8 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
             ),
             ("Augmentation", esc(", ".join(switched_on) if aug.ENABLE and switched_on else "none")),
         ]
+        if "BACKBONE_LR_SCALE" in cfg.TRAIN and FineTuning.from_cfg(cfg).active:
+            rows.append(("Fine-tuning", esc(FineTuning.from_cfg(cfg).describe())))
     else:
         checkpoint = cfg.PATHS.CHECKPOINT_FILE or f"this job's {cfg.MODEL.LOAD_CHECKPOINT_EPOCH} checkpoint"
         rows.append(("Checkpoint", _code(checkpoint)))
