@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         total = (time.perf_counter() - wall, time.process_time() - cpu)
     if code:
         return code
-    added = [TIMES.get(k, [0.0, 0.0]) for k in ("explanations, all", "ECE and Brier", "temperature fit (validation pass)")]
+    phases = ("explanations, all", "ECE and Brier", "temperature fit (validation pass)")
+    added = [TIMES.get(k, [0.0, 0.0]) for k in phases]
     added_wall, added_cpu = sum(a[0] for a in added), sum(a[1] for a in added)
     print(f"\n{args.model}, {args.epochs} epochs on the digits, 1 thread, load average at the end "
           f"{os.getloadavg()[0]:.1f}\n")

@@ -311,6 +311,10 @@ def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model:
     log.info(f"Temperature scaling (TEST.CALIBRATE): T = {temperature:.3f} fitted on {len(val_set)} validation "
              f"images; validation NLL {calibration.nll(probs, plan.val.labels):.4f} -> "
              f"{calibration.nll(calibration.apply_temperature(probs, temperature), plan.val.labels):.4f}.")
+    if temperature in (calibration.T_MIN, calibration.T_MAX):
+        log.warning(f"The temperature reached its bound {temperature:g}: the validation set "
+                    f"({(probs.argmax(1) != plan.val.labels).sum()} errors in {len(val_set)} images) is too easy or "
+                    "too small to calibrate on; more validation images give a trustworthy temperature.")
     if runtime.is_main:
         calibration.store_temperature([paths.best_checkpoint, paths.last_checkpoint], temperature)
     barrier(runtime)

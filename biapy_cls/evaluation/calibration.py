@@ -17,6 +17,10 @@ import torch
 log = logging.getLogger("biapy_cls")
 
 N_BINS = 15  # the usual choice in the calibration literature (Guo et al. 2017)
+# Bounds of the temperature. A validation set without a single error pushes the fit towards T = 0 (every
+# probability 1): on the digits T reached 0.05 and a test error became 90% sure. Models are rarely more
+# than 4x under- or 10x over-confident, so a fit at a bound means the validation set cannot tell.
+T_MIN, T_MAX = 0.25, 10.0
 EPS = 1e-12
 
 
@@ -77,8 +81,7 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
         return loss
 
     optimizer.step(closure)
-    # Bounds keep a degenerate validation set (every image right and sure) from pushing T to 0 or infinity.
-    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+    return float(np.clip(log_t.exp().item(), T_MIN, T_MAX))
 
 
 def calibration_metrics(labels: np.ndarray, probs: np.ndarray, raw_probs: np.ndarray,

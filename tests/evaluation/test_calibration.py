@@ -58,6 +58,13 @@ def test_temperature_scaling_lowers_the_validation_nll_of_an_over_confident_mode
     assert metrics["calibration"]["expected_calibration_error_before"] > metrics["expected_calibration_error"]
 
 
+def test_a_validation_set_without_errors_gives_the_bounded_temperature():
+    from biapy_cls.evaluation.calibration import T_MIN
+
+    probs = np.array([[0.7, 0.3], [0.4, 0.6], [0.8, 0.2]])
+    assert fit_temperature(probs, np.array([0, 1, 0])) == T_MIN  # unbounded, the fit would run to T = 0
+
+
 def test_temperature_one_leaves_probabilities_unchanged():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
     assert np.allclose(apply_temperature(probs, 1.0), probs, atol=1e-6)
