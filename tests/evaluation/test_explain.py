@@ -92,3 +92,38 @@ def test_a_volume_is_drawn_as_projection_and_middle_slice(tmp_path):
     overlay_png(image, np.random.default_rng(0).uniform(size=(8, 16, 16)), tmp_path / "v.png", side=64)
     width, height = Image.open(tmp_path / "v.png").size
     assert (width, height) == (4 * 64 + 3 * 4, 64)  # image and overlay, twice
+
+
+def foreign_models() -> dict:
+    """Models built by timm and torchvision directly, as MODEL.SOURCE timm / torchvision give them."""
+    import timm
+    import torchvision
+
+    return {
+        "timm resnet18": timm.create_model("resnet18", pretrained=False, num_classes=3, in_chans=1),
+        # class-token pooling: only the class token reaches the head, so the map must come from before the
+        # last block's attention, where every patch token still contributes
+        "timm vit (class token)": timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, in_chans=1,
+                                                    img_size=32, patch_size=8, global_pool="token"),
+        "torchvision resnet18": torchvision.models.resnet18(num_classes=3),
+    }
+
+
+@pytest.mark.parametrize("name", ["timm resnet18", "timm vit (class token)", "torchvision resnet18"])
+def test_timm_and_torchvision_models_get_maps_and_features(name):
+    from biapy_cls.evaluation.embedding import classifier_layer, extract_features
+
+    torch.manual_seed(0)
+    model = foreign_models()[name].eval()
+    channels = 3 if name.startswith("torchvision") else 1
+    x = torch.randn(2, channels, 32, 32)
+    layer = classifier_layer(model, 3)
+    assert isinstance(layer, torch.nn.Linear) and layer.out_features == 3
+    features = extract_features(model, layer, [x])
+    assert features.shape == (2, layer.in_features)
+    maps = saliency_maps(model, x, torch.tensor([0, 1]))
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+    # A real map, not a constant from all-zero gradients (which reading the class-token model's patch tokens
+    # after its last block would give). One image may still be all zero: an untrained model's weighted map
+    # can be negative everywhere, which Grad-CAM's ReLU turns to 0.
+    assert maps.reshape(2, -1).std(1).max() > 0.01
