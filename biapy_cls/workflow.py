@@ -21,19 +21,37 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config import load_config
-from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
-from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.crossval import all_folds, run_all_folds
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.plan import (
+    DataPlan,
+    data_notes,
+    describe,
+    plan_test_data,
+    plan_training_data,
+    write_filtered_samples,
+)
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
-from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
-                                      shutdown_runtime, unwrap)
+from biapy_cls.engine.resume import check_resume
+from biapy_cls.engine.runtime import (
+    Runtime,
+    amp_dtype,
+    barrier,
+    run_on_main,
+    seed_everything,
+    setup_runtime,
+    shutdown_runtime,
+    unwrap,
+)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation import calibration
 from biapy_cls.evaluation.insights import ExplainSettings, analyse
 from biapy_cls.evaluation.metrics import format_report, test_metrics
@@ -59,38 +77,65 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
     try:
-        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
-        setup_logging(paths.log_file, runtime.is_main)
-        if runtime.is_main:
-            log.info(f"biapy-cls {__version__}: {command_line(args)}")
-            for notice in notices:
-                log.info(f"Note: {notice}")
-            atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(args), version=__version__)
-            log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                     + f", {torch.get_num_threads()} CPU thread(s) per process")
-            log.info(describe(plan))
-        try:
-            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
-        except KeyboardInterrupt:
-            if runtime.is_main:
-                write_run_info(paths, "interrupted")
-            resume = f"{command_line(args)} --resume".replace(" --overwrite", "")
-            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
-                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
-            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-        except BaseException:
-            if runtime.is_main:
-                write_run_info(paths, "failed")
-            raise
-        if runtime.is_main:
-            write_run_info(paths, "finished")
-            log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
+            run_all_folds(args, cfg, notices, paths, runtime, run_one)
+        else:
+            run_one(args, cfg, notices, paths, runtime)
     finally:
         close_logging()
         shutdown_runtime(runtime)
+
+
+def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
+            resume: bool | None = None) -> None:
+    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
+    resume = args.resume if resume is None else resume
+    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
+    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
+    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
+    setup_logging(paths.log_file, runtime.is_main)
+    if runtime.is_main:
+        log.info(f"biapy-cls {__version__}: {command_line(args)}")
+        for notice in notices:
+            log.info(f"Note: {notice}")
+        if resume_note:
+            log.info(resume_note)
+        atomic_write_text(paths.config_file, cfg.dump())
+        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
+        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
+                 + f", {torch.get_num_threads()} CPU thread(s) per process")
+        log.info(describe(plan))
+        write_filtered_samples(paths, plan)
+    try:
+        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            write_run_info(paths, "interrupted")
+        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
+                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
+                 else "No epoch had completed, so there is nothing to resume.")
+        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+    except BaseException:
+        if runtime.is_main:
+            write_run_info(paths, "failed")
+        raise
+    if runtime.is_main:
+        write_run_info(paths, "finished")
+        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
+
+
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
+    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
+    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
+    if resume:
+        return check_resume(cfg, paths, resume_command(args))
+    return None
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run: the one typed, with --resume and without --overwrite."""
+    argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
@@ -106,7 +151,8 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
             log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
                         f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
-        plan = DataPlan(list(checkpoint["class_names"]), spec)
+        preprocess = test_only_preprocessing(cfg, checkpoint.get("preprocess"), spec.channels, spec.force_rgb)
+        plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
     return plan, checkpoint
@@ -169,7 +215,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
-                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
+                "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
     if cfg.TRAIN.ENABLE:
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
@@ -206,7 +253,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     """Initial weights for training (a checkpoint to fine-tune, or timm weights), then frozen layers.
     A resumed run gets its weights from its last checkpoint instead, but the same layers frozen."""
     if not resume and checkpoint is not None:
-        load_fine_tune(model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS)
+        load_fine_tune(
+            model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS
+        )
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
@@ -216,13 +265,16 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
           normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
     workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
     batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images",
+                              preprocess=plan.preprocess_for("TRAIN"))
+    train_loader = build_loader(replicate(train_set, cfg.DATA.TRAIN.REPLICATE), batch,
+                                cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                 workers, pin, runtime.rank, runtime.world_size, train=True)
     val_loader = None
     if plan.val is not None:
         val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images",
+                                preprocess=plan.preprocess_for("VAL"))
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
     if normalizer.needs_fit:
@@ -239,12 +291,6 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
     n_classes = len(plan.class_names)
     monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
-    if val_loader is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
-        raise ConfigError(
-            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
-            "result stalls, but there is no validation set (no class has two or more training images). Add "
-            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
-        )
     cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
     accum = cfg.TRAIN.ACCUM_ITER
@@ -281,13 +327,17 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
              + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
+             + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
+                else "")
              + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
     stopper = setup.early_stopping
-    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    best = (
+        f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    )
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
@@ -303,7 +353,8 @@ def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model:
         log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
         return None
     in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images")
+    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                            preprocess=plan.preprocess_for("VAL"))
     loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, desc="Calibrating")
@@ -323,7 +374,8 @@ def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model:
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
          normalizer: Normalizer, temperature: float | None = None) -> None:
-    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
+                             preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
@@ -356,8 +408,12 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     metrics = test_metrics(labels, probs, plan.class_names)
     metrics.update(calibration.calibration_metrics(labels, probs, raw_probs, temperature))
     write_test_metrics(paths.results_dir, metrics)
-    plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
-                   paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
+    plot_confusion(
+        metrics["confusion_matrix"]["matrix"],
+        plan.class_names,
+        paths.charts_dir / f"{paths.run_name}_confusion_matrix.png",
+        f"Test confusion matrix - {paths.run_name}",
+    )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
     log.info(f"Calibration: expected calibration error {metrics['expected_calibration_error']:.4f}, Brier score "
@@ -372,5 +428,7 @@ def test_summary(metrics: dict, names: list[str]) -> str:
     keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
             "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
     names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
-    values = [f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None]
+    values = [
+        f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None
+    ]
     return "Test " + "  ".join(values)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from conftest import digits_config, write_yaml
 
 pytestmark = pytest.mark.slow
