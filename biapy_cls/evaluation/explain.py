@@ -46,7 +46,8 @@ def find_target(model: nn.Module, x: torch.Tensor) -> CamTarget:
     order: list[tuple[nn.Module, tuple[int, ...]]] = []
     block = _token_blocks(model)
     watched = [m for m in model.modules() if not list(m.children())]
-    embed = next((m for n, m in model.named_modules() if n.split(".")[-1] == "patch_embed"), None)
+    # the token embedding: timm's `patch_embed`, our ViT's `embed` (a convolution whose map is the token grid)
+    embed = next((m for n, m in model.named_modules() if n.split(".")[-1] in ("patch_embed", "embed")), None)
     hooks = [m.register_forward_hook(lambda m, _i, o: order.append((m, tuple(o.shape)))
                                      if isinstance(o, torch.Tensor) else None)
              for m in {*watched, *(m for m in (block, embed) if m is not None)}]

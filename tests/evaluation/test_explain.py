@@ -69,7 +69,9 @@ def test_grad_cam_reads_the_right_layer_of_each_architecture(architecture, ndim,
     target = find_target(model, x)
     assert (target.grid is not None) == token_map
     if token_map:
-        assert target.prefix == 1 and len(target.grid) == len(spatial)
+        class_tokens = 0 if getattr(model, "cls_token", None) is None else 1
+        assert target.prefix == class_tokens and len(target.grid) == len(spatial)
+        assert np.prod(target.grid) == model.pos_embed.shape[1]  # one position per patch token
     maps = saliency_maps(model, x, torch.tensor([0, 2]))
     assert maps.shape == (2, *spatial)
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
