@@ -96,6 +96,15 @@ class RunPaths:
         return self.results_dir / "predictions.csv"
 
     @property
+    def test_features(self) -> Path:
+        """Penultimate-layer features of the test images, rows in the order of predictions.csv."""
+        return self.results_dir / "test_features.npy"
+
+    @property
+    def explain_dir(self) -> Path:
+        return self.results_dir / "explain"
+
+    @property
     def report(self) -> Path:
         return self.results_dir / "report.html"
 
@@ -116,7 +125,8 @@ class RunPaths:
 
     def test_outputs(self) -> list[Path]:
         """What a test-only run writes."""
-        return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv"]
+        return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv",
+                self.test_features, self.explain_dir]
 
     def protected_outputs(self, training: bool) -> list[Path]:
         """Results worth protecting: a run that left none of these (it failed early) may be re-run freely."""

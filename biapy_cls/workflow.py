@@ -55,6 +55,8 @@ from biapy_cls.engine.runtime import (
 )
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.evaluation import calibration
+from biapy_cls.evaluation.insights import ExplainSettings, analyse
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
@@ -249,8 +251,14 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
 
     if cfg.TRAIN.ENABLE:
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
+    temperature = checkpoint.get("temperature") if checkpoint is not None and not cfg.TRAIN.ENABLE else None
+    if cfg.TEST.CALIBRATE and cfg.TRAIN.ENABLE:
+        temperature = calibrate(cfg, paths, runtime, plan, model, normalizer)
+    elif cfg.TEST.CALIBRATE and temperature is None and cfg.TEST.ENABLE:
+        log.warning("TEST.CALIBRATE is True but the checkpoint holds no temperature (it was trained without "
+                    "TEST.CALIBRATE): the test probabilities are not calibrated.")
     if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer)
+        test(cfg, paths, runtime, plan, model, normalizer, temperature if cfg.TEST.CALIBRATE else None)
     elif runtime.is_main:  # a training-only run still gets its report (config and curves)
         write_report(paths, cfg, plan.class_names)
     if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
@@ -402,8 +410,34 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     return model
 
 
+def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
+              normalizer: Normalizer) -> float | None:
+    """TEST.CALIBRATE: fit a temperature on the validation set with the final weights; store it in the checkpoints."""
+    if plan.val is None:
+        log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
+        return None
+    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                            preprocess=plan.preprocess_for("VAL"))
+    loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, desc="Calibrating")
+    temperature = calibration.fit_temperature(probs, plan.val.labels)
+    log.info(f"Temperature scaling (TEST.CALIBRATE): T = {temperature:.3f} fitted on {len(val_set)} validation "
+             f"images; validation NLL {calibration.nll(probs, plan.val.labels):.4f} -> "
+             f"{calibration.nll(calibration.apply_temperature(probs, temperature), plan.val.labels):.4f}.")
+    if temperature in (calibration.T_MIN, calibration.T_MAX):
+        log.warning(f"The temperature reached its bound {temperature:g}: the validation set "
+                    f"({(probs.argmax(1) != plan.val.labels).sum()} errors in {len(val_set)} images) is too easy or "
+                    "too small to calibrate on; more validation images give a trustworthy temperature.")
+    if runtime.is_main:
+        calibration.store_temperature([paths.best_checkpoint, paths.last_checkpoint], temperature)
+    barrier(runtime)
+    return temperature
+
+
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer) -> None:
+         normalizer: Normalizer, temperature: float | None = None) -> None:
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
                              preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
@@ -417,16 +451,26 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if not runtime.is_main:
         return
     labels = plan.test.labels if plan.test_has_labels else None
-    write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
-    log.info(f"Predictions: {paths.predictions}")
+    raw_probs, names = probs, plan.test.relative_names()
+    if temperature is not None:
+        probs = calibration.apply_temperature(probs, temperature)
+    write_predictions(paths.predictions, names, probs, plan.class_names, labels)
+    scaled = f" (temperature-scaled, T = {temperature:.3f})" if temperature else ""
+    log.info(f"Predictions: {paths.predictions}{scaled}")
+
+    def insights(metrics: dict | None):
+        return analyse(unwrap(model), test_set, make_prepare(normalizer, None, runtime), runtime.device, probs, labels,
+                       raw_probs, plan.class_names, names, paths, ExplainSettings.from_cfg(cfg), metrics, temperature,
+                       cfg.SYSTEM.SEED)
+
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(
-            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
-        )
+        outcome = TestOutcome(plan.test.paths, names, probs, None, None, insights(None))
+        write_report(paths, cfg, plan.class_names, outcome)
         return
     metrics = test_metrics(labels, probs, plan.class_names)
+    metrics.update(calibration.calibration_metrics(labels, probs, raw_probs, temperature))
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(
         metrics["confusion_matrix"]["matrix"],
@@ -436,9 +480,11 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(
-        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
-    )
+    log.info(f"Calibration: expected calibration error {metrics['expected_calibration_error']:.4f}, Brier score "
+             f"{metrics['brier_score']:.4f}" + (f" (before temperature scaling: ECE "
+             f"{metrics['calibration']['expected_calibration_error_before']:.4f})" if temperature else ""))
+    outcome = TestOutcome(plan.test.paths, names, probs, labels, metrics, insights(metrics))
+    write_report(paths, cfg, plan.class_names, outcome)
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:

@@ -37,11 +37,15 @@ def write_test_metrics(results_dir: Path, metrics: dict) -> None:
     import pandas as pd
 
     atomic_write_text(results_dir / "test_metrics.json", json.dumps(metrics, indent=2))
-    rows = [(key, "all", metrics[key]) for key in ("accuracy", "balanced_accuracy", "roc_auc_macro")]
+    overall = ("accuracy", "balanced_accuracy", "roc_auc_macro", "average_precision_macro",
+               "expected_calibration_error", "brier_score")
+    rows = [(key, "all", metrics[key]) for key in overall if key in metrics]
+    rows += [(f"{key}", "calibration", value) for key, value in metrics.get("calibration", {}).items()]
     for average in ("macro", "weighted"):
         rows += [(m, average, metrics[f"{m}_{average}"]) for m in ("precision", "recall", "f1")]
     for name, report in metrics["per_class"].items():
-        rows += [(m, name, report[m]) for m in ("precision", "recall", "f1", "support", "roc_auc")]
+        rows += [(m, name, report[m]) for m in ("precision", "recall", "f1", "support", "roc_auc", "average_precision")
+                 if m in report]
     names = metrics["confusion_matrix"]["rows_true_cols_predicted"]
     for true_name, row in zip(names, metrics["confusion_matrix"]["matrix"]):
         rows += [("confusion", f"true={true_name} predicted={pred_name}", v) for pred_name, v in zip(names, row)]
