@@ -22,10 +22,10 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.engine.finetune import FineTuning
-from biapy_cls.models.prepare import describe_model, uses_pretrained
 from biapy_cls.evaluation.insight_html import STYLE as INSIGHT_STYLE
 from biapy_cls.evaluation.insight_html import insight_sections
 from biapy_cls.evaluation.insights import Insights
+from biapy_cls.models.prepare import describe_model, uses_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, read_run_info
 
 log = logging.getLogger("biapy_cls")
