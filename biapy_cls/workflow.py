@@ -1,17 +1,14 @@
-"""The classification run, wired in one place: config -> data -> model -> training -> test -> files.
+"""The classification run's steps, wired in one place: data plan -> model -> training -> test -> files.
 
-Data flows one way. Everything that can be checked before heavy work (config, folders, the first
-image of each class, the output folder) is checked before anything is written.
+Data flows one way. The order of a run (checks, claiming the output folder, logs) is in api.py, the
+one path that both `biapy ...` and the Python API take.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
-import shlex
-import sys
 import time
 from dataclasses import asdict
 
@@ -19,10 +16,8 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
-from biapy_cls import __version__
-from biapy_cls.config import load_config
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
-from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
+from biapy_cls.data.plan import DataPlan, plan_test_data, plan_training_data
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
@@ -30,65 +25,17 @@ from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
-from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
-                                      shutdown_runtime, unwrap)
+from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, seed_everything, unwrap
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, ConfigError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError, ConfigError
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
-from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
-from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
-
-
-def command_line(args: argparse.Namespace) -> str:
-    return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
-
-
-def run_from_args(args: argparse.Namespace) -> None:
-    """Everything `biapy ...` does after parsing its flags."""
-    setup_logging(None)
-    paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
-    cfg, notices = load_config(args.config, args.opts)
-    check_writable(paths.job_dir)
-    runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
-    try:
-        # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-        plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        run_on_main(runtime, lambda: claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite))
-        setup_logging(paths.log_file, runtime.is_main)
-        if runtime.is_main:
-            log.info(f"biapy-cls {__version__}: {command_line(args)}")
-            for notice in notices:
-                log.info(f"Note: {notice}")
-            atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(args), version=__version__)
-            log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                     + f", {torch.get_num_threads()} CPU thread(s) per process")
-            log.info(describe(plan))
-        try:
-            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
-        except KeyboardInterrupt:
-            if runtime.is_main:
-                write_run_info(paths, "interrupted")
-            resume = f"{command_line(args)} --resume".replace(" --overwrite", "")
-            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
-                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
-            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-        except BaseException:
-            if runtime.is_main:
-                write_run_info(paths, "failed")
-            raise
-        if runtime.is_main:
-            write_run_info(paths, "finished")
-            log.info(f"Done. Outputs are in '{paths.job_dir}'.")
-    finally:
-        close_logging()
-        shutdown_runtime(runtime)
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
@@ -143,8 +90,10 @@ def num_workers(cfg: CN) -> int:
     return min(4, cpus) if workers == -1 else workers
 
 
-def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
-                       resume: bool = False) -> None:
+def build_run_model(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
+                    resume: bool = False) -> tuple[torch.nn.Module, ModelSpec, Normalizer]:
+    """The model a run works with, on its device: rebuilt from the checkpoint for a test-only run,
+    otherwise built from the config with its starting weights for training."""
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
@@ -164,17 +113,18 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"Model: {model_spec.architecture} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
+    return model, model_spec, normalizer
+
+
+def checkpoint_payload(cfg: CN, plan: DataPlan, model_spec: ModelSpec, normalizer: Normalizer):
+    """The static part of every checkpoint, as a function: the normaliser's statistics are measured
+    at the start of training, after this is built."""
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
                 "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
 
-    if cfg.TRAIN.ENABLE:
-        model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
-    if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer)
-    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
-        write_report(paths, cfg, plan.class_names)
+    return payload
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
@@ -289,7 +239,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
 
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer) -> None:
+         normalizer: Normalizer) -> tuple[np.ndarray, dict | None]:
+    """Predict the test set and write predictions, metrics and report; returns (probabilities, metrics)."""
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
@@ -300,7 +251,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
-        return
+        return probs, None
     labels = plan.test.labels if plan.test_has_labels else None
     write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
     log.info(f"Predictions: {paths.predictions}")
@@ -308,7 +259,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
         write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
-        return
+        return probs, None
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
@@ -316,6 +267,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
     write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
+    return probs, metrics
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:
