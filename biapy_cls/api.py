@@ -26,6 +26,11 @@ __all__ = ["BiaPy", "build_config"]
 
 log = logging.getLogger("biapy_cls")
 
+# BiaPy's bmz_cfg keys -> MODEL.BMZ.EXPORT keys (BiaPy's run_job builds the one from the other).
+BMZ_KEYS = {"description": "DESCRIPTION", "authors": "AUTHORS", "license": "LICENSE", "tags": "TAGS", "cite": "CITE",
+            "doc": "DOCUMENTATION", "doc_path": "DOCUMENTATION", "model_name": "MODEL_NAME", "data": "DATASET_INFO",
+            "version": "MODEL_VERSION"}
+
 # Stands in for an empty DATA.TEST.PATH while a model loaded for prediction has its config checked.
 _NO_TEST_PATH = "<DATA.TEST.PATH not set: give it with update_config before test()>"
 
@@ -80,7 +85,7 @@ class BiaPy:
         if self.save_files:
             check_writable(self.paths.job_dir)
         self.runtime = setup_runtime(self.gpu, self.cfg.SYSTEM.NUM_CPUS)
-        self._model = None  # (model, normalizer, plan) once trained or loaded
+        self._model = None  # (model, normalizer, plan, model spec) once trained or loaded
         self._claimed = self._active = False
         self.train_result: TrainResult | None = None
         self.test_result: TestResult | None = None
@@ -226,7 +231,7 @@ class BiaPy:
                                                                self._resume)
             payload = workflow.checkpoint_payload(cfg, plan, spec, normalizer)
             model = workflow.train(cfg, paths, runtime, plan, model, normalizer, payload, self._resume)
-            self._model = (model, normalizer, plan)
+            self._model = (model, normalizer, plan, spec)
             self._resume = False  # resumed once; a second train() starts again
             if runtime.is_main and not cfg.TEST.ENABLE:  # a training-only run still gets its report
                 write_report(paths, cfg, plan.class_names)
@@ -247,7 +252,7 @@ class BiaPy:
                            paths.last_checkpoint if paths.last_checkpoint.exists() else None)
 
     def _inference_model(self, action: str):
-        """(model, normalizer, plan): the trained one, or the one from the checkpoint of a test-only config."""
+        """(model, normalizer, plan, model spec): the trained one, or the one from a test-only config's checkpoint."""
         from biapy_cls import workflow
 
         if self._model is not None:
@@ -256,8 +261,9 @@ class BiaPy:
             raise UserError(f"{action} needs a trained model: call train() first, or build the object from a "
                             "checkpoint with BiaPy.load_workflow_from_model('.../checkpoints/RUN-checkpoint-best.pth') "
                             "(or a config with TRAIN.ENABLE False and MODEL.LOAD_CHECKPOINT True).")
-        model, _, normalizer = workflow.build_run_model(self.cfg, self.paths, self.runtime, self.plan, self._checkpoint)
-        self._model = (model, normalizer, self.plan)
+        model, spec, normalizer = workflow.build_run_model(self.cfg, self.paths, self.runtime, self.plan,
+                                                           self._checkpoint)
+        self._model = (model, normalizer, self.plan, spec)
         return self._model
 
     def test(self) -> TestResult:
@@ -276,7 +282,7 @@ class BiaPy:
         if self._model is None and (self._checkpoint is None or self.cfg.TRAIN.ENABLE):
             self._inference_model("test()")  # raises its message before anything is written
         with self._session(training=False):
-            model, normalizer, _ = self._inference_model("test()")  # built here, so the log file tells
+            model, normalizer, _, _ = self._inference_model("test()")  # built here, so the log file tells
             probs, metrics = workflow.test(self.cfg, self.paths, self.runtime, self.plan, model, normalizer)
         plan = self.plan
         labels = plan.test.labels if plan.test_has_labels else None
@@ -299,7 +305,7 @@ class BiaPy:
 
         if not return_prediction:
             raise UserError("predict(return_prediction=False) would write files; use test() on a folder instead.")
-        model, normalizer, plan = self._inference_model("predict()")
+        model, normalizer, plan, _ = self._inference_model("predict()")
         probs = predict_arrays(images, model, normalizer, plan.spec, self.cfg, self.runtime, batch_size)
         index = probs.argmax(1)
         return Predictions(index, [plan.class_names[k] for k in index], probs, list(plan.class_names))
@@ -312,8 +318,8 @@ class BiaPy:
             if self.cfg.TEST.ENABLE:
                 self.test()
             export = getattr(getattr(self.cfg.MODEL, "BMZ", None), "EXPORT", None)
-            if export is not None and getattr(export, "ENABLE", False):
-                self.export_model_to_bmz(self.cfg.PATHS.get("BMZ_EXPORT_PATH"))
+            if export is not None and export.get("ENABLE", False):
+                self._export(self.cfg)
 
     def close(self) -> None:
         """Close the log file and leave the process group (under torch.distributed.run)."""
@@ -339,17 +345,65 @@ class BiaPy:
         return cls(source, **run_kwargs)
 
     def export_model_to_bmz(self, building_dir: str | Path | None = None, bmz_cfg: dict | None = None,
-                            reuse_original_bmz_config: bool = False):
-        """Package the model for the BioImage Model Zoo (BiaPy's signature); needs biapy_cls.export."""
+                            reuse_original_bmz_config: bool = False) -> Path | None:
+        """Package the model for the BioImage Model Zoo (BiaPy's signature): JOB/bmz/<model_name>.zip, moved
+        to `building_dir` when given. `bmz_cfg` holds BiaPy's keys (description, authors, license, tags,
+        cite, doc, model_name, data, version), which set MODEL.BMZ.EXPORT.*. Returns the package's path."""
+        import shutil
+
+        self._exporter()  # names the missing piece before anything else
+        self._require_files("export_model_to_bmz()")
+        updates = {"MODEL.BMZ.EXPORT.ENABLE": True}
+        for key, value in (bmz_cfg or {}).items():
+            if key not in BMZ_KEYS:
+                raise ConfigError(f"export_model_to_bmz: bmz_cfg has the unknown key {key!r}; valid keys: "
+                                  f"{', '.join(BMZ_KEYS)}.")
+            updates[f"MODEL.BMZ.EXPORT.{BMZ_KEYS[key]}"] = [value] if key == "data" else value
+        if reuse_original_bmz_config:
+            updates["MODEL.BMZ.EXPORT.REUSE_BMZ_CONFIG"] = True
+        cfg = self._checked(updates)
+        path = self._export(cfg)
+        if path is not None and building_dir:
+            Path(building_dir).mkdir(parents=True, exist_ok=True)
+            path = Path(shutil.move(str(path), Path(building_dir) / path.name))
+        return path
+
+    @staticmethod
+    def _exporter():
         try:
-            from biapy_cls.export import bmz
+            from biapy_cls.export.bmz import export_run
         except ImportError:
             raise UserError(
                 "export_model_to_bmz needs the BioImage Model Zoo exporter (the module biapy_cls.export.bmz), which "
-                "this version of biapy-cls does not include yet. The trained model is in the run's checkpoints/ "
-                "folder."
+                "this version of biapy-cls does not include. The trained model is in the run's checkpoints/ folder."
             ) from None
-        return bmz.export_from_api(self, building_dir, bmz_cfg or {}, reuse_original_bmz_config)
+        return export_run
+
+    def _export(self, cfg) -> Path | None:
+        """JOB/bmz/<MODEL_NAME>.zip from this object's model (written by the main process)."""
+        export_run = self._exporter()
+        with self._session(training=False):
+            model, normalizer, plan, spec = self._inference_model("export_model_to_bmz()")
+            if self.runtime.is_main:
+                from biapy_cls.engine.runtime import unwrap
+
+                return export_run(cfg, self.paths, plan, unwrap(model), spec, normalizer)
+        return None
+
+    def _checked(self, updates: dict):
+        """A checked copy of the config with `updates` (self.cfg unchanged)."""
+        from biapy_cls.config.check import check_config
+        from biapy_cls.config.load import merge
+
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        merge(cfg, updates, "export_model_to_bmz")
+        if self._predict_only and not cfg.DATA.TEST.PATH:
+            cfg.DATA.TEST.PATH = _NO_TEST_PATH
+        check_config(cfg)
+        cfg.DATA.TEST.PATH = self.cfg.DATA.TEST.PATH
+        cfg.freeze()
+        return cfg
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

@@ -285,3 +285,33 @@ def test_predict_input_rules():
     assert len(split_images(np.zeros((3, 8, 16, 16)), "3D", 1)[0]) == 3
     with pytest.raises(DataError, match="shape"):
         split_images(np.zeros(5), "2D", 1)
+
+
+@pytest.mark.slow
+def test_export_model_to_bmz_passes_biapys_bmz_cfg_to_the_exporter(api_job, tmp_path, monkeypatch):
+    """BiaPy's bmz_cfg keys become MODEL.BMZ.EXPORT.* for the exporter; the package lands in building_dir."""
+    import types
+
+    from biapy_cls import BiaPy
+    from biapy_cls.config.defaults import get_cfg_defaults
+
+    if "BMZ" not in get_cfg_defaults().MODEL:
+        pytest.skip("this version has no BioImage Model Zoo exporter (MODEL.BMZ.EXPORT)")
+    seen = {}
+
+    def export_run(cfg, paths, plan, model, spec, normalizer):
+        seen.update(cfg=cfg, classes=plan.class_names, spec=spec)
+        out = paths.job_dir / "bmz" / f"{cfg.MODEL.BMZ.EXPORT.MODEL_NAME}.zip"
+        out.parent.mkdir(parents=True)
+        out.write_bytes(b"zip")
+        return out
+
+    monkeypatch.setitem(sys.modules, "biapy_cls.export.bmz", types.SimpleNamespace(export_run=export_run))
+    model = BiaPy.load_workflow_from_model(api_job["history"].best_checkpoint, result_dir=str(tmp_path), name="x")
+    path = model.export_model_to_bmz(tmp_path / "package", {"model_name": "digits", "description": "Digits",
+                                                            "authors": [{"name": "Ana"}], "license": "MIT",
+                                                            "tags": ["digits"], "data": {"name": "digits"}})
+    assert path == tmp_path / "package" / "digits.zip" and path.read_bytes() == b"zip"
+    export = seen["cfg"].MODEL.BMZ.EXPORT
+    assert (export.MODEL_NAME, export.LICENSE, list(export.TAGS)) == ("digits", "MIT", ["digits"])
+    assert seen["classes"][3] == "3_three" and seen["spec"].n_classes == 10

@@ -13,7 +13,7 @@ NOTEBOOKS = ROOT / "notebooks"
 # Small enough for CI on 2 cores (well under a minute each), large enough that the digits are learnt.
 PARAMETERS = {
     "classification_2d": {"epochs": 8, "example_images_per_class": 60, "learning_rate": 3e-3},
-    "classification_3d": {"epochs": 6, "example_images_per_class": 30, "learning_rate": 3e-3,
+    "classification_3d": {"epochs": 8, "example_images_per_class": 30, "learning_rate": 3e-3, "batch_size": 16,
                           "patch_size": (8, 24, 24, 1)},
 }
 # What a user would check at the end: the digits are learnt and every promised output is there.
