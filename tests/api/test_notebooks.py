@@ -52,7 +52,7 @@ def test_2d_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     nb = run_notebook("classification_2d", tmp_path, PARAMETERS["classification_2d"], 0.8, monkeypatch)
     shown = outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
     pictures = [out for out in shown if "image/png" in out.data]
-    assert len(pictures) >= 4  # examples, curves, confusion matrix, misclassified images
+    assert len(pictures) >= 3  # examples, curves, confusion matrix (and the misclassified images, if any)
     assert (tmp_path / "results" / "classification_2d" / "checkpoints").is_dir()
 
 
