@@ -1,6 +1,6 @@
 # biapy-cls with CUDA: PyTorch 2.5.1, CUDA 12.4, cuDNN 9 (NVIDIA driver >= 550 on the host).
 # Build:  docker build -t biapy-cls .
-# Run:    docker run --rm --gpus all -v /data:/data biapy-cls --config /data/x.yaml --result_dir /data/out --name job
+# Run:    docker run --rm --gpus all -v /data:/data biapy-cls --config /data/x.yaml --result_dir /data/out --name job --run_id 1 --gpu 0
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 LABEL org.opencontainers.image.title="biapy-cls" \
@@ -18,7 +18,8 @@ COPY biapy_cls ./biapy_cls
 COPY templates ./templates
 COPY scripts ./scripts
 
-# torch comes with the base image and satisfies torch>=2.4; nibabel adds NIfTI (.nii/.nii.gz) volumes.
+# What pyproject.toml declares, with the extras of the README's install line (tests/test_docker.py
+# keeps the two the same); torch comes with the base image and satisfies torch>=2.4.
 RUN python -m pip install ".[nifti]" && biapy --version
 
 ENTRYPOINT ["biapy"]

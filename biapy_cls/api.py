@@ -50,6 +50,7 @@ class BiaPy:
     save_files: None = write files when result_dir is given; False = never write.
     overrides: KEY VALUE pairs applied after the config (the CLI's trailing arguments).
     resume, overwrite: the CLI's --resume and --overwrite.
+    argv: the command line as typed (the CLI gives it), for the log and the way to resume.
     Every mistake raises a biapy_cls.errors.UserError subclass with the CLI's message, before anything is written.
     """
 
@@ -57,7 +58,7 @@ class BiaPy:
                  run_id: int = 1, gpu: GpuArg = "", world_size: int = 1, local_rank: int = -1,
                  dist_on_itp: bool = False, dist_url: str = "env://", dist_backend: str = "nccl",
                  verbose: bool = False, save_files: bool | None = None, *, overrides: list[str] | tuple = (),
-                 resume: bool = False, overwrite: bool = False, command: str | None = None):
+                 resume: bool = False, overwrite: bool = False, argv: list[str] | None = None):
         from biapy_cls.config.load import load_config_data
         from biapy_cls.engine.runtime import setup_runtime
         from biapy_cls.logs import setup_logging
@@ -72,7 +73,14 @@ class BiaPy:
             raise UserError("save_files=True needs a result_dir to write results, checkpoints and logs: "
                             "give result_dir=..., or leave save_files out.")
         self.name, self.run_id, self.gpu = name, run_id, normalize_gpu(gpu)
-        self._resume, self._overwrite, self._command = resume, overwrite, command
+        from types import SimpleNamespace
+
+        from biapy_cls.workflow import command_line
+
+        self._resume, self._overwrite = resume, overwrite
+        # What the run's helpers read of the command line (cross-validation, the --resume hint).
+        self._args = SimpleNamespace(argv=list(argv or []), resume=resume, overwrite=overwrite)
+        self._command = command_line(self._args) if argv is not None else None
         source = read_config_source(config, name)
         self._predict_only = source.from_checkpoint is not None
         base = result_dir if has_dir else Path(tempfile.gettempdir()) / "biapy_cls_ephemeral"  # never written
@@ -154,8 +162,10 @@ class BiaPy:
                             "(no result_dir, or save_files=False). Build it with result_dir=...")
 
     def _resume_hint(self) -> str:
+        from biapy_cls.workflow import resume_command
+
         if self._command:
-            return f"{self._command} --resume".replace(" --overwrite", "")
+            return resume_command(self._args)
         return (f"BiaPy(..., result_dir='{self.paths.job_dir.parent}', name='{self.name}', run_id={self.run_id}, "
                 "resume=True).train()")
 
@@ -163,26 +173,29 @@ class BiaPy:
     def _session(self, training: bool):
         """Claim the run folder (once), log to the run's log file and record the run's state in
         run_info.json; Ctrl-C becomes TrainingInterrupted with the way to resume. Nested calls share one."""
-        from biapy_cls.data.plan import describe
+        from biapy_cls.data.plan import data_notes, describe, write_filtered_samples
         from biapy_cls.engine.runtime import run_on_main
         from biapy_cls.logs import close_logging, setup_logging
-        from biapy_cls.outputs import atomic_write_text, claim_run, write_run_info
+        from biapy_cls.outputs import write_run_info
 
         if self._active:
             yield
             return
         paths, runtime = self.paths, self.runtime
+        resume_note = None
         if not self._claimed:
-            run_on_main(runtime, lambda: claim_run(paths, training, self._resume, self._overwrite))
+            resume_note = run_on_main(runtime, lambda: self._claim(training))
         setup_logging(paths.log_file, runtime.is_main)
         self._active = True
         try:
             if runtime.is_main and not self._claimed:
-                self._log_header(atomic_write_text)
+                self._log_header(resume_note)
                 log.info(describe(self.plan))
+                write_filtered_samples(paths, self.plan)
             self._claimed = True
             if runtime.is_main:
-                write_run_info(paths, "running", command=self._command or "Python API", version=__version__)
+                write_run_info(paths, "running", command=self._command or "Python API", version=__version__,
+                               data_notes=data_notes(self.plan))
             try:
                 yield
             except KeyboardInterrupt:
@@ -203,12 +216,24 @@ class BiaPy:
             self._active = False
             close_logging()
 
-    def _log_header(self, atomic_write_text) -> None:
+    def _claim(self, training: bool) -> str | None:
+        """Claim the output folder (nothing written yet); when resuming, check that the run can go on."""
+        from biapy_cls.engine.resume import check_resume
+        from biapy_cls.outputs import claim_run
+
+        claim_run(self.paths, training, self._resume, self._overwrite)
+        return check_resume(self.cfg, self.paths, self._resume_hint()) if self._resume else None
+
+    def _log_header(self, resume_note: str | None) -> None:
         import torch
+
+        from biapy_cls.outputs import atomic_write_text
 
         log.info(f"biapy-cls {__version__}: {self._command or 'Python API, BiaPy(...)'}")
         for notice in self._notices:
             log.info(f"Note: {notice}")
+        if resume_note:
+            log.info(resume_note)
         atomic_write_text(self.paths.config_file, self.cfg.dump())
         runtime = self.runtime
         log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
@@ -306,12 +331,32 @@ class BiaPy:
         if not return_prediction:
             raise UserError("predict(return_prediction=False) would write files; use test() on a folder instead.")
         model, normalizer, plan, _ = self._inference_model("predict()")
-        probs = predict_arrays(images, model, normalizer, plan.spec, self.cfg, self.runtime, batch_size)
+        probs = predict_arrays(images, model, normalizer, plan.spec, self.cfg, self.runtime, batch_size,
+                               plan.preprocess_for("TEST"))
         index = probs.argmax(1)
         return Predictions(index, [plan.class_names[k] for k in index], probs, list(plan.class_names))
 
     def run_job(self) -> None:
-        """What `biapy --config ...` does: train and/or test as the config says, then export if asked."""
+        """What `biapy --config ...` does: train and/or test as the config says, then export if asked.
+        With DATA.VAL.CROSS_VAL_FOLD -1, one run per fold (RUN_fold<k>) and their summary."""
+        from biapy_cls.data.crossval import all_folds, run_all_folds
+
+        if all_folds(self.cfg):
+            run_all_folds(self._args, self.cfg, self._notices, self.paths, self.runtime, self._run_fold)
+            return
+        self._run_job()
+
+    def _run_fold(self, args, cfg, notices, paths, runtime, resume: bool = False) -> None:
+        """One fold of an all-folds cross-validation: this object's job with the fold's config and run folder."""
+        saved = (self.cfg, self.paths, self._resume, self._claimed, self._model)
+        self.cfg, self.paths, self._resume, self._claimed, self._model = cfg, paths, resume, False, None
+        try:
+            self._plan_data()
+            self._run_job()
+        finally:
+            self.cfg, self.paths, self._resume, self._claimed, self._model = saved
+
+    def _run_job(self) -> None:
         with self._session(training=self.cfg.TRAIN.ENABLE):
             if self.cfg.TRAIN.ENABLE:
                 self.train()

@@ -53,8 +53,9 @@ def _to_numpy(image):
 
 
 def predict_arrays(images, model: torch.nn.Module, normalizer: Normalizer, spec: ImageSpec, cfg: CN,
-                   runtime: Runtime, batch_size: int = 64) -> np.ndarray:
-    """(n_images, n_classes) probabilities of in-memory images, in the order given."""
+                   runtime: Runtime, batch_size: int = 64, preprocess=None) -> np.ndarray:
+    """(n_images, n_classes) probabilities of in-memory images, in the order given. `preprocess`: the
+    test images' DATA.PREPROCESS steps (DataPlan.preprocess_for("TEST"))."""
     from biapy_cls.workflow import make_prepare
 
     arrays, _ = split_images(images, spec.ndim, spec.channels, spec.force_rgb)
@@ -62,7 +63,7 @@ def predict_arrays(images, model: torch.nn.Module, normalizer: Normalizer, spec:
         return np.zeros((0, model_classes(model)), dtype=np.float32)
     names = [Path(f"image {i} given to predict()") for i in range(len(arrays))]
     samples = SampleList(names, np.full(len(arrays), -1, dtype=np.int64), Path("."))
-    dataset = InMemoryDataset(samples, spec, "Preparing images", arrays=arrays)
+    dataset = InMemoryDataset(samples, spec, "Preparing images", preprocess=preprocess, arrays=arrays)
     single = Runtime(runtime.device)  # this process alone, even under torch.distributed.run
     loader = build_loader(dataset, batch_size, False, 0, 0, False)
     return predict(model, loader, make_prepare(normalizer, None, single), single, tta=cfg.TEST.AUGMENTATION,

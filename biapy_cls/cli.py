@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from biapy_cls import __version__
 from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError
@@ -33,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(BiaPy-compatible classification workflow).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # flags are matched by their full names wherever they stand
     )
     parser.add_argument("--config", "-cfg", help="path to the YAML configuration file")
     parser.add_argument(
@@ -55,10 +55,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dist_url", default="env://", help=argparse.SUPPRESS)
     parser.add_argument("--dist_backend", default="", help=argparse.SUPPRESS)
     parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-        help="config overrides, applied after the YAML",
+        "opts", nargs="*", metavar="KEY VALUE",
+        help="config overrides, applied after the YAML; flags may come before or after them",
     )
     return parser
+
+
+def split_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate the flags (wherever they stand) from the KEY VALUE overrides.
+
+    argparse alone stops reading flags at the first override, so `... TRAIN.EPOCHS 4 --resume` would
+    make `--resume` an override. A token is a flag if it is one of the parser's option strings (or
+    `--flag=value`, or any `--word`, so that argparse names an unknown one); a flag that takes a value
+    takes the next token with it. Everything else, negative numbers included, is an override.
+    """
+    actions = parser._option_string_actions  # noqa: SLF001 - the parser's own table of option strings
+    flags: list[str] = []
+    opts: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        name = token.split("=", 1)[0]
+        if name in actions or token.startswith("--"):
+            flags.append(token)
+            action = actions.get(name)
+            if action is not None and action.nargs != 0 and "=" not in token and i + 1 < len(tokens):
+                flags.append(tokens[i + 1])
+                i += 1
+        else:
+            opts.append(token)
+        i += 1
+    return flags, opts
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags and the overrides of a command line, flags accepted anywhere."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, opts = split_flags(parser, argv)
+    args = parser.parse_args(flags)
+    args.opts = opts
+    args.argv = argv  # as typed, for the log and the --resume hint
+    return args
 
 
 def print_error(message: str, title: str = "ERROR") -> None:
@@ -67,11 +106,6 @@ def print_error(message: str, title: str = "ERROR") -> None:
     paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
                   for p in message.split("\n")]  # never break a path: users copy it
     print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """The command as typed, for the log and the --resume hint."""
-    return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv])
 
 
 def _rank() -> int:
@@ -89,11 +123,9 @@ def _report(err: UserError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the log and the --resume hint
+    args = parse_args(argv)
     if not args.config:
-        parser.print_usage(sys.stderr)
+        build_parser().print_usage(sys.stderr)
         print_error("--config is required: give the path of your YAML file, e.g. --config my_classification.yaml")
         return 2
     biapy = None
@@ -103,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         biapy = BiaPy(args.config, result_dir=args.result_dir, name=args.name, run_id=args.run_id, gpu=args.gpu,
                       verbose=True, overrides=args.opts, resume=args.resume, overwrite=args.overwrite,
-                      command=command_line(args.argv))
+                      argv=args.argv)
         biapy.run_job()
         return 0
     except UserError as err:

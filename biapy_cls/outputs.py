@@ -156,12 +156,7 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
                 f"--resume was given, but there is no checkpoint to resume from ({paths.last_checkpoint}). "
                 "Check --result_dir, --name and --run_id, or start the run without --resume."
             )
-        if status == "finished":
-            raise RunStateError(
-                f"Run {paths.run_name} in '{paths.job_dir}' has already finished; there is nothing to resume. "
-                "Use a new --run_id, or --overwrite to train it again from scratch."
-            )
-        return
+        return  # whether the checkpoint can go on (epochs left, early stopping) is engine.resume's to say
     if existing and not overwrite:
         what = "a finished run" if status == "finished" else "an unfinished run"
         can_resume = training and status != "finished" and paths.last_checkpoint.exists()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
+import sys
 import time
 from dataclasses import asdict
 
@@ -16,10 +18,11 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
-from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
-from biapy_cls.data.plan import DataPlan, plan_test_data, plan_training_data
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.plan import DataPlan, plan_test_data, plan_training_data
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
@@ -27,7 +30,7 @@ from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, seed_everything, unwrap
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, ConfigError
+from biapy_cls.errors import CheckpointError
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
@@ -36,6 +39,17 @@ from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pret
 from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
+
+
+def command_line(args) -> str:
+    """The command as typed (`args.argv`), for the log and run_info.json."""
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
+
+
+def resume_command(args) -> str:
+    """The command that continues this run: the one typed, with --resume and without --overwrite."""
+    argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
+    return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
 def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
@@ -51,7 +65,8 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
             log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
                         f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
-        plan = DataPlan(list(checkpoint["class_names"]), spec)
+        preprocess = test_only_preprocessing(cfg, checkpoint.get("preprocess"), spec.channels, spec.force_rgb)
+        plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
     return plan, checkpoint
@@ -122,7 +137,8 @@ def checkpoint_payload(cfg: CN, plan: DataPlan, model_spec: ModelSpec, normalize
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
-                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
+                "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
     return payload
 
@@ -148,7 +164,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     """Initial weights for training (a checkpoint to fine-tune, or timm weights), then frozen layers.
     A resumed run gets its weights from its last checkpoint instead, but the same layers frozen."""
     if not resume and checkpoint is not None:
-        load_fine_tune(model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS)
+        load_fine_tune(
+            model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS
+        )
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
@@ -158,13 +176,16 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
           normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
     workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
     batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images",
+                              preprocess=plan.preprocess_for("TRAIN"))
+    train_loader = build_loader(replicate(train_set, cfg.DATA.TRAIN.REPLICATE), batch,
+                                cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                 workers, pin, runtime.rank, runtime.world_size, train=True)
     val_loader = None
     if plan.val is not None:
         val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images",
+                                preprocess=plan.preprocess_for("VAL"))
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
     if normalizer.needs_fit:
@@ -181,12 +202,6 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
             model, device_ids=[runtime.device.index] if runtime.cuda else None)
     n_classes = len(plan.class_names)
     monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
-    if val_loader is None and cfg.TRAIN.LR_SCHEDULER.NAME == "reduceonplateau":
-        raise ConfigError(
-            "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, which lowers the learning rate when the validation "
-            "result stalls, but there is no validation set (no class has two or more training images). Add "
-            "images, set DATA.VAL.FROM_TRAIN False with a DATA.VAL.PATH, or choose another scheduler."
-        )
     cfg = scaled_for_world_size(cfg, runtime)
     optimizer = build_optimizer(cfg, model)
     accum = cfg.TRAIN.ACCUM_ITER
@@ -223,13 +238,17 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
              + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
+             + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
+                else "")
              + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
     stopper = setup.early_stopping
-    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    best = (
+        f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    )
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
@@ -241,7 +260,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
          normalizer: Normalizer) -> tuple[np.ndarray, dict | None]:
     """Predict the test set and write predictions, metrics and report; returns (probabilities, metrics)."""
-    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
+                             preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
@@ -258,15 +278,23 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
+        write_report(
+            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
+        )
         return probs, None
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
-    plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
-                   paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
+    plot_confusion(
+        metrics["confusion_matrix"]["matrix"],
+        plan.class_names,
+        paths.charts_dir / f"{paths.run_name}_confusion_matrix.png",
+        f"Test confusion matrix - {paths.run_name}",
+    )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
+    write_report(
+        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
+    )
     return probs, metrics
 
 
@@ -275,5 +303,7 @@ def test_summary(metrics: dict, names: list[str]) -> str:
     keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
             "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
     names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
-    values = [f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None]
+    values = [
+        f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None
+    ]
     return "Test " + "  ".join(values)

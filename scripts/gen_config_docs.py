@@ -87,7 +87,9 @@ def parse_defaults(path: Path = DEFAULTS) -> list[Entry]:
     nodes = sorted((n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Assign, ast.AnnAssign))),
                    key=lambda n: n.lineno)
     for node in nodes:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for target in targets:
             key = _dotted_target(target)
             if key and key not in entries:
@@ -192,28 +194,38 @@ def _leaves(node, prefix: str = ""):
 
 
 def render_compat(compat) -> str:
+    from biapy_cls.config.defaults import get_cfg_defaults
+
+    ours = set(_leaves(get_cfg_defaults()))
+    verdicts = {key: compat.lookup(key, ours) for key in compat.BIAPY_DEFAULTS if key not in ours}
     out = ["\n## BiaPy keys not in the tables\n",
-           "A BiaPy YAML may hold keys that biapy-cls does not list above. Each is handled in one of three "
-           "ways (`biapy_cls/config/compat.py`); `*` matches any part of a key name.\n",
+           f"A BiaPy YAML may hold keys that biapy-cls does not list above. Every key of BiaPy "
+           f"{compat.BIAPY_VERSION} is known by its exact name (`biapy_cls/config/biapy_keys.py`, generated from "
+           "BiaPy's config.py) and handled in one of three ways (`biapy_cls/config/compat.py`); any other key is "
+           "an error that suggests the closest valid one.\n",
            "### Renamed\n", "Translated to the new key, with a notice in the log.\n",
            "| BiaPy key | Key here |\n|---|---|"]
     out += [f"| `{old}` | `{new}` |" for old, new in compat.RENAMED.items()]
-    renamed_values = getattr(compat, "RENAMED_VALUES", {})
-    if renamed_values:
-        out += ["\nOld values that are translated:\n", "| Key | BiaPy value | Value here |\n|---|---|---|"]
-        out += [f"| `{key}` | `{old}` | `{new}` |" for (key, old), new in renamed_values.items()]
+    out += ["\nOld values that are translated:\n", "| Key | BiaPy value | Value here |\n|---|---|---|"]
+    out += [f"| `{key}` | `{old}` | `{new}` |" for (key, old), new in compat.RENAMED_VALUES.items()]
+    out += ["\nBiaPy 3.7 writes these keys as lists; a one-entry list is read as its entry:\n",
+            "| Key | BiaPy's list holds |\n|---|---|"]
+    out += [f"| `{key}` | {cell(why)} |" for key, why in compat.LISTS_OF_ONE.items()]
     out += ["\n### Not used\n",
             "Accepted with a notice and without effect: BiaPy's classification workflow ignores them too "
             "(they belong to other workflows), or the value comes from the command line here.\n",
-            "| BiaPy key | Why it has no effect |\n|---|---|"]
-    out += [f"| `{key}` | {cell(why)} |" for key, why in compat.NOT_USED.items()]
+            "| Why it has no effect | BiaPy keys |\n|---|---|"]
+    by_reason: dict[str, list[str]] = {}
+    for key, verdict in verdicts.items():
+        if verdict.kind == "not_used":
+            by_reason.setdefault(verdict.detail, []).append(key)
+    out += [f"| {cell(why)} | {', '.join(f'`{k}`' for k in keys)} |" for why, keys in by_reason.items()]
     out += ["\n### Unsupported\n",
             "BiaPy features biapy-cls does not implement. Accepted only at BiaPy's default value, which asks "
-            "for nothing; any other value stops the run with an error that says so. 'any' marks a setting "
-            "of such a feature, which only acts when the feature is switched on.\n",
+            "for nothing; any other value stops the run with an error that says so.\n",
             "| BiaPy key | Only accepted value |\n|---|---|"]
-    out += [f"| `{key}` | {'any' if value is None else cell(code(format_value(value)))} |"
-            for key, value in compat.UNSUPPORTED.items()]
+    unsupported = {k: v.detail for k, v in verdicts.items() if v.kind == "unsupported"} | compat.OLD_UNSUPPORTED
+    out += [f"| `{key}` | {cell(code(format_value(value)))} |" for key, value in unsupported.items()]
     return "\n".join(out)
 
 
@@ -227,7 +239,9 @@ def undocumented_keys() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the file is out of date")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"file to write or check (default {OUTPUT.relative_to(ROOT)})")
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help=f"file to write or check (default {OUTPUT.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
 
     text = render()

@@ -1,16 +1,24 @@
-"""BiaPy keys that are not in defaults.py, and what happens to each.
+"""BiaPy keys that are not in defaults.py, and what happens to each, by exact key name.
 
-- RENAMED: translated to our key, with a notice.
-- NOT_USED: keys BiaPy itself ignores in classification (segmentation, detection, ... settings), or
-  paths that come from the command line here. Accepted with a notice, so that a BiaPy YAML runs
-  unchanged; they have no effect in BiaPy's classification workflow either.
-- UNSUPPORTED: BiaPy features biapy-cls does not implement. Accepted only at BiaPy's default value
+Every key of BiaPy 3.7.1 is listed by its exact name in `biapy_keys.py` (generated from BiaPy's own
+config.py), so a typo such as `AUGMENTOR.SHEER_RANGE` is never mistaken for a BiaPy key: it is an
+unknown key, and the error suggests the closest valid one. A BiaPy key that is not ours is:
+
+- RENAMED: translated to our key, with a notice (older BiaPy names included).
+- NOT_USED: a key BiaPy itself ignores in classification (segmentation, detection, ... settings), or a
+  path that comes from the command line here. Accepted with a notice: no effect in BiaPy either.
+- UNSUPPORTED: a BiaPy feature biapy-cls does not implement. Accepted only at BiaPy's default value
   (which asks for nothing); any other value is an error that says so. Never silently ignored.
+
+`lookup(key)` gives the verdict for one key.
 """
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+from dataclasses import dataclass
+from typing import Any
+
+from biapy_cls.config.biapy_keys import BIAPY_DEFAULTS, BIAPY_VERSION
 
 RENAMED = {
     "MODEL.N_CLASSES": "DATA.N_CLASSES",
@@ -26,148 +34,158 @@ RENAMED_VALUES = {
     ("LOSS.CLASS_REBALANCE", True): "auto",
 }
 
-# pattern -> why it has no effect
-NOT_USED = {
-    "PROBLEM.SEMANTIC_SEG.*": "a semantic segmentation setting",
-    "PROBLEM.INSTANCE_SEG.*": "an instance segmentation setting",
-    "PROBLEM.DETECTION.*": "a detection setting",
-    "PROBLEM.DENOISING.*": "a denoising setting",
-    "PROBLEM.SUPER_RESOLUTION.*": "a super-resolution setting",
-    "PROBLEM.SELF_SUPERVISED.*": "a self-supervised setting",
-    "PROBLEM.IMAGE_TO_IMAGE.*": "an image-to-image setting",
-    "DATA.*.GT_PATH": "classification labels come from the class folders, not masks",
-    "DATA.*.INSTANCE_CHANNELS_DIR": "an instance segmentation setting",
-    "DATA.*.INSTANCE_CHANNELS_MASK_DIR": "an instance segmentation setting",
-    "DATA.*.DETECTION_MASK_DIR": "a detection setting",
-    "DATA.*.SSL_SOURCE_DIR": "a self-supervised setting",
-    "DATA.*.INPUT_IMG_AXES_ORDER": "a Zarr/H5 setting; images here are read from files",
-    "DATA.*.INPUT_MASK_AXES_ORDER": "a Zarr/H5 setting",
-    "DATA.*.INPUT_ZARR_MULTIPLE_DATA*": "a Zarr setting",
-    "DATA.*.OVERLAP": "a patch-cropping setting for segmentation; classification uses whole images",
-    "DATA.*.PADDING": "a patch-cropping setting for segmentation; classification uses whole images",
-    "DATA.*.RESOLUTION": "a segmentation/detection setting",
-    "DATA.TEST.MEDIAN_PADDING": "a patch-cropping setting for segmentation",
-    "DATA.TEST.BINARY_MASKS": "a segmentation setting",
-    "DATA.TEST.ARGMAX_TO_OUTPUT": "a segmentation setting",
-    "DATA.W_FOREGROUND": "a segmentation setting",
-    "DATA.W_BACKGROUND": "a segmentation setting",
-    "DATA.TRAIN.MINIMUM_FOREGROUND_PER": "a segmentation setting",
-    "DATA.TRAIN.CHECK_DATA": "the data is always checked before training",
-    "DATA.TEST.CHECK_DATA": "the data is always checked before testing",
-    "DATA.VAL.DIST_EVAL": "validation is always shared across processes in distributed runs",
-    "MODEL.FEATURE_MAPS": "a U-Net setting; classification networks have their own widths",
-    "MODEL.UPSAMPLE_LAYER": "a U-Net setting",
-    "MODEL.Z_DOWN": "a U-Net setting",
-    "MODEL.ISOTROPY": "a U-Net setting",
-    "MODEL.LARGER_IO": "a U-Net setting",
-    "MODEL.NORMALIZATION": "a U-Net setting",
-    "MODEL.KERNEL_SIZE": "a U-Net setting",
-    "MODEL.ACTIVATION": "a U-Net setting",
-    "MODEL.CONVNEXT_*": "a U-NeXt setting",
-    "MODEL.MAE_*": "a masked-autoencoder setting",
-    "MODEL.UNETR_*": "a UNETR setting",
-    "MODEL.UNET_SR_*": "a super-resolution setting",
-    "MODEL.RCAN_*": "a super-resolution setting",
-    "MODEL.HRNET*": "an HRNet setting",
-    "LOSS.WEIGHTS": "weights of combined segmentation losses",
-    "TEST.FULL_IMG": "a segmentation setting",
-    "TEST.DET_*": "a detection setting",
-    "TEST.MATCHING_STATS*": "an instance segmentation setting",
-    "TEST.POST_PROCESSING.*": "a segmentation/detection post-processing setting",
-    "TEST.VERBOSE": "progress is always shown",
-    "TRAIN.VERBOSE": "progress is always shown",
-    "TEST.REDUCE_MEMORY": "inference is batched and holds only one batch at a time",
-    "SYSTEM.NUM_GPUS": "the GPUs come from the --gpu flag",
-    "LOG.LOG_DIR": "output folders come from --result_dir and --name",
-    "LOG.TENSORBOARD_LOG_DIR": "output folders come from --result_dir and --name",
-    "LOG.LOG_FILE_PREFIX": "output names come from --name and --run_id",
-    "PATHS.RESULT_DIR.*": "output folders come from --result_dir and --name",
-    "PATHS.CHARTS": "output folders come from --result_dir and --name",
-    "PATHS.DA_SAMPLES": "output folders come from --result_dir and --name",
-    "PATHS.GEN_CHECKS": "output folders come from --result_dir and --name",
-    "PATHS.GEN_MASK_CHECKS": "output folders come from --result_dir and --name",
-    "PATHS.CHECKPOINT": "output folders come from --result_dir and --name",
-    "PATHS.PROFILER": "output folders come from --result_dir and --name",
-    "PATHS.BMZ_EXPORT_PATH": "output folders come from --result_dir and --name",
-    "PATHS.*_INSTANCE_CHANNELS_CHECK": "an instance segmentation setting",
-    "PATHS.PROB_MAP_*": "a segmentation setting",
-    "PATHS.WATERSHED_DIR": "a segmentation setting",
-    "PATHS.MAE_OUT_DIR": "a masked-autoencoder setting",
-    "PATHS.FIL_SAMPLES_DIR": "output folders come from --result_dir and --name",
-    "AUGMENTOR.COUT_APPLY_TO_MASK": "cutout of segmentation masks; classification has no masks",
-    "PATHS.TEST_FULL_GT_H5": "a segmentation setting",
+# Keys BiaPy 3.7 writes as lists where biapy-cls takes one value: key -> what BiaPy's list entries are for.
+# A one-entry list is read as its entry; a longer one is an error that says why.
+LISTS_OF_ONE = {
+    "TRAIN.OPTIMIZER": "one per optimizer, several only in BiaPy's GAN workflows; a classifier has one",
+    "TRAIN.LR": "one per optimizer, several only in BiaPy's GAN workflows; a classifier has one",
+    "TRAIN.OPT_BETAS": "one per optimizer, several only in BiaPy's GAN workflows; a classifier has one",
+    "DATA.NORMALIZATION.PERC_CLIP.LOWER_VALUE": "one per channel; biapy-cls applies one value to every channel",
+    "DATA.NORMALIZATION.PERC_CLIP.UPPER_VALUE": "one per channel; biapy-cls applies one value to every channel",
+    "DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR.MEAN_VAL": "one per channel; biapy-cls applies one value to every channel",
+    "DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR.STD_VAL": "one per channel; biapy-cls applies one value to every channel",
 }
 
-# key -> BiaPy's default (the only value accepted). Patterns allowed.
-UNSUPPORTED = {
-    "SYSTEM.DEVICE": "cpu",
-    "DATA.CHECK_GENERATORS": False,
+# Why BiaPy keys have no effect in classification. A key is NOT_USED only if it is one of BiaPy's
+# (BIAPY_DEFAULTS, by exact name) and not UNSUPPORTED; the section prefix picks the explanation.
+SEGMENTATION = "a segmentation setting"
+FROM_COMMAND_LINE = "output folders and names come from --result_dir, --name and --run_id"
+WHOLE_IMAGES = "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"
+NOT_USED_WHY = [
+    ("PROBLEM.SEMANTIC_SEG.", "a semantic segmentation setting"),
+    ("PROBLEM.INSTANCE_SEG.", "an instance segmentation setting"),
+    ("PROBLEM.DETECTION.", "a detection setting"),
+    ("PROBLEM.DENOISING.", "a denoising setting"),
+    ("PROBLEM.SUPER_RESOLUTION.", "a super-resolution setting"),
+    ("PROBLEM.SELF_SUPERVISED.", "a self-supervised setting"),
+    ("PROBLEM.IMAGE_TO_IMAGE.", "an image-to-image setting"),
+    ("PROBLEM.PRINT_OLD_KEY_CHANGES", "renamed BiaPy keys are always reported"),
+    ("DATA.NORMALIZATION.TARGET.", "normalisation of target images (image-to-image workflows)"),
+    ("DATA.TEST.ROI_MASK.", "a region-of-interest mask for segmentation by chunks"),
+    ("DATA.TRAIN.CHECK_DATA", "the data is always checked before training"),
+    ("DATA.TEST.CHECK_DATA", "the data is always checked before testing"),
+    ("DATA.VAL.DIST_EVAL", "validation is always shared across processes in distributed runs"),
+    ("DATA.W_", SEGMENTATION),
+    ("DATA.TRAIN.W_", SEGMENTATION),
+    ("DATA.TRAIN.PROBABILITY_MAP", SEGMENTATION),
+    ("DATA.TRAIN.MINIMUM_FOREGROUND_PER", SEGMENTATION),
+    ("DATA.TEST.MEDIAN_PADDING", "a patch-cropping setting for segmentation"),
+    ("DATA.TEST.BINARY_MASKS", SEGMENTATION),
+    ("DATA.TEST.ARGMAX_TO_OUTPUT", SEGMENTATION),
+    ("DATA.TRAIN.", WHOLE_IMAGES),
+    ("DATA.VAL.", WHOLE_IMAGES),
+    ("DATA.TEST.", WHOLE_IMAGES),
+    ("AUGMENTOR.COUT_APPLY_TO_MASK", "cutout of segmentation masks; classification has no masks"),
+    ("MODEL.CONVNEXT_", "a U-NeXt setting"),
+    ("MODEL.MAE_", "a masked-autoencoder setting"),
+    ("MODEL.UNETR_", "a UNETR setting"),
+    ("MODEL.UNET_SR_", "a super-resolution setting"),
+    ("MODEL.RCAN_", "a super-resolution setting"),
+    ("MODEL.HRNET", "an HRNet setting"),
+    ("MODEL.NAFNET", "a NAFNet (image restoration) setting"),
+    ("MODEL.STUNET", "an STU-Net (segmentation) setting"),
+    ("MODEL.", "a U-Net setting; classification networks have their own widths"),
+    ("LOSS.WEIGHTS", "weights of combined segmentation losses"),
+    ("LOSS.GAN.", "a GAN setting"),
+    ("TEST.EVAL_BORDER_CROP", "a segmentation/image-to-image setting"),
+    ("TEST.SAVE_MODEL_RAW_OUTPUT", "an image-to-image setting"),
+    ("TEST.METRICS_IN_CPU", "classification metrics are always computed on the CPU"),
+    ("TEST.FULL_IMG", SEGMENTATION),
+    ("TEST.DET_", "a detection setting"),
+    ("TEST.MATCHING_STATS", "an instance segmentation setting"),
+    ("TEST.POST_PROCESSING.", "a segmentation/detection post-processing setting"),
+    ("TEST.VERBOSE", "progress is always shown"),
+    ("TRAIN.VERBOSE", "progress is always shown"),
+    ("TEST.REDUCE_MEMORY", "inference is batched and holds only one batch at a time"),
+    ("SYSTEM.NUM_GPUS", "the GPUs come from the --gpu flag"),
+    ("LOG.", FROM_COMMAND_LINE),
+    ("PATHS.", FROM_COMMAND_LINE),
+]
+
+# BiaPy features biapy-cls does not implement: accepted only at BiaPy's default (BIAPY_DEFAULTS).
+UNSUPPORTED_KEYS = [
+    "SYSTEM.DEVICE",
+    "DATA.CHECK_GENERATORS",
+    "DATA.FILTER_BY_IMAGE",
+    "DATA.SAVE_FILTERED_IMAGES",
+    "DATA.SAVE_FILTERED_IMAGES_NUM",
+    "DATA.TRAIN.EXTRACT_RANDOM_PATCH",
+    "DATA.RESOLUTION_NORM.ENABLE",
+    "DATA.RESOLUTION_NORM.TARGET_RESOLUTION",
+    *[f"AUGMENTOR.{k}" for k in (
+        "CUTBLUR", "CUTBLUR_PROB", "CBLUR_SIZE", "CBLUR_DOWN_RANGE", "CBLUR_INSIDE",
+        "CUTMIX", "CUTMIX_PROB", "CMIX_SIZE",
+        "CUTNOISE", "CUTNOISE_PROB", "CNOISE_SCALE", "CNOISE_NB_ITERATIONS", "CNOISE_SIZE",
+        "MISALIGNMENT", "MISALIGNMENT_PROB", "MS_DISPLACEMENT", "MS_ROTATE_RATIO",
+        "MISSING_SECTIONS", "MISSING_SECTIONS_PROB", "MISSP_ITERATIONS", "MISSP_CHANNEL_PB",
+        "GRAYSCALE", "GRAYSCALE_PROB", "CHANNEL_SHUFFLE", "CHANNEL_SHUFFLE_PROB",
+        "GRIDMASK", "GRIDMASK_PROB", "GRID_RATIO", "GRID_D_RANGE", "GRID_ROTATE", "GRID_INVERT",
+        "POISSON_NOISE", "POISSON_NOISE_PROB", "SALT", "SALT_PROB", "SALT_AMOUNT", "PEPPER", "PEPPER_PROB",
+        "PEPPER_AMOUNT", "SALT_AND_PEPPER", "SALT_AND_PEPPER_PROB", "SALT_AND_PEPPER_AMOUNT",
+        "SALT_AND_PEPPER_PROP")],
+    "MODEL.SOURCE",
+    "MODEL.TORCHVISION_MODEL_NAME",
+    "MODEL.VIT_PRETRAINED_WEIGHTS",
+    "MODEL.ITEMS_TO_LOAD_FROM_CHECKPOINT",
+    "MODEL.OUT_CHECKPOINT_FORMAT",
+    "MODEL.BMZ.SOURCE_MODEL_ID",
+    *[f"MODEL.BMZ.EXPORT.{k}" for k in (
+        "ENABLE", "REUSE_BMZ_CONFIG", "MODEL_NAME", "DESCRIPTION", "AUTHORS", "LICENSE", "TAGS", "CITE",
+        "DOCUMENTATION", "DATASET_INFO", "MODEL_VERSION")],
+    "LOSS.IGNORE_INDEX",
+    "LOSS.CONTRAST.ENABLE",
+    "LOSS.CONTRAST.MEMORY_SIZE",
+    "LOSS.CONTRAST.PROJ_DIM",
+    "LOSS.CONTRAST.PIXEL_UPD_FREQ",
+    "TRAIN.LR_SCHEDULER.COSINE_DECAY_FRACTION",
+    "TRAIN.SAVE_TRAIN_PREDS_FREQ",
+    "TRAIN.SAVE_TRAIN_PREDS_NUM_SAMPLES",
+    "TRAIN.SAVE_TRAIN_PREDS_SHOW",
+    "TEST.AUGMENTATION_GROUP",
+    "TEST.ANALIZE_2D_IMGS_AS_3D_STACK",
+    "TEST.REUSE_PREDICTIONS",
+    *[f"TEST.BY_CHUNKS.{k}" for k in (
+        "ENABLE", "FLUSH_EACH", "PHASES", "SAVE_OUT_TIF", "WRITE_RAW_PREDICTIONS", "Z_START", "Z_END",
+        "WORKFLOW_PROCESS.ENABLE", "WORKFLOW_PROCESS.TYPE", "WORKFLOW_PROCESS.PATCHES_PER_TILE",
+        "WORKFLOW_PROCESS.INSTANCE_SEG_MERGE_IOU_TH")],
+]
+
+# Names of BiaPy versions before 3.7 (which BiaPy 3.7 translates): accepted at the value that asks for nothing.
+OLD_UNSUPPORTED = {
     "DATA.EXTRACT_RANDOM_PATCH": False,
     "DATA.PROBABILITY_MAP": False,
-    "DATA.FILTER_BY_IMAGE": False,
-    "DATA.SAVE_FILTERED_IMAGES": False,
-    "DATA.SAVE_FILTERED_IMAGES_NUM": 3,
-    "DATA.PREPROCESS.TRAIN": False,
-    "DATA.PREPROCESS.VAL": False,
-    "DATA.PREPROCESS.TEST": False,
-    "DATA.PREPROCESS.*.ENABLE": False,
-    "DATA.PREPROCESS.*": None,  # sub-settings of the above: any value, they act only when enabled
-    "DATA.TRAIN.REPLICATE": 0,
-    "DATA.*.FILTER_SAMPLES.ENABLE": False,
-    "DATA.*.FILTER_SAMPLES.*": None,
-    "AUGMENTOR.CUTBLUR": False,
-    "AUGMENTOR.CUTMIX": False,
-    "AUGMENTOR.CUTNOISE": False,
-    "AUGMENTOR.MISALIGNMENT": False,
-    "AUGMENTOR.MISSING_SECTIONS": False,
-    "AUGMENTOR.GRAYSCALE": False,
-    "AUGMENTOR.CHANNEL_SHUFFLE": False,
-    "AUGMENTOR.GRIDMASK": False,
-    "AUGMENTOR.POISSON_NOISE": False,
-    "AUGMENTOR.SALT": False,
-    "AUGMENTOR.PEPPER": False,
-    "AUGMENTOR.SALT_AND_PEPPER": False,
-    # Parameters of the augmentations above: accepted at any value, they act only when enabled.
-    "AUGMENTOR.*_RANGE": None,
-    "AUGMENTOR.CBLUR_*": None,
-    "AUGMENTOR.CMIX_*": None,
-    "AUGMENTOR.CNOISE_*": None,
-    "AUGMENTOR.MS_*": None,
-    "AUGMENTOR.MISSP_*": None,
-    "AUGMENTOR.GRID_*": None,
-    "AUGMENTOR.*_AMOUNT": None,
-    "AUGMENTOR.SALT_AND_PEPPER_PROP": None,
-    "MODEL.SOURCE": "biapy",
-    "MODEL.BMZ.EXPORT.ENABLE": False,
-    "MODEL.BMZ.*": None,
-    "MODEL.TORCHVISION_MODEL_NAME": "",
     "MODEL.LOAD_CHECKPOINT_ONLY_WEIGHTS": True,
     "MODEL.LOAD_MODEL_FROM_CHECKPOINT": True,
-    "MODEL.OUT_CHECKPOINT_FORMAT": "pth",
-    "LOSS.IGNORE_INDEX": -1,
-    "LOSS.CONTRAST.ENABLE": False,
-    "LOSS.CONTRAST.*": None,
-    "TEST.ANALIZE_2D_IMGS_AS_3D_STACK": False,
-    "TEST.REUSE_PREDICTIONS": False,
-    "TEST.BY_CHUNKS.ENABLE": False,
-    "TEST.BY_CHUNKS.*": None,
 }
 
 
-def match(table: dict, key: str):
-    """(pattern, value) of the first entry of `table` matching `key`, exact names first; else None."""
-    if key in table:
-        return key, table[key]
-    for pattern, value in table.items():
-        if "*" in pattern and fnmatchcase(key, pattern):
-            return pattern, value
-    return None
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # "renamed", "not_used", "unsupported" or "unknown"
+    detail: Any = None  # the new name, why it is not used, or the only accepted value
+
+
+def lookup(key: str, ours: set[str] | frozenset[str] = frozenset()) -> Verdict:
+    """What happens to `key` (not one of `ours`, the keys of defaults.py)."""
+    if key in RENAMED:
+        return Verdict("renamed", RENAMED[key])
+    if key in OLD_UNSUPPORTED:
+        return Verdict("unsupported", OLD_UNSUPPORTED[key])
+    if key not in BIAPY_DEFAULTS or key in ours:
+        return Verdict("unknown")
+    if key in _UNSUPPORTED:
+        return Verdict("unsupported", BIAPY_DEFAULTS[key])
+    why = next((why for prefix, why in NOT_USED_WHY if key.startswith(prefix)), None)
+    return Verdict("not_used", why or f"not read by BiaPy {BIAPY_VERSION}'s classification workflow")
+
+
+_UNSUPPORTED = frozenset(UNSUPPORTED_KEYS)
 
 
 def same_value(a, b) -> bool:
     """Compare a YAML value with a BiaPy default, treating tuples and lists alike."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) == list(b)
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or a == b and type(a) is type(b)
     return a == b

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config import compat
-from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.defaults import VALUE_ALIASES, get_cfg_defaults
 from biapy_cls.errors import ConfigError
 
 
@@ -51,14 +53,26 @@ def _type_name(value: Any) -> str:
             list: "a list"}.get(type(value), type(value).__name__)
 
 
-def coerce(key: str, value: Any, default: Any) -> Any:
+# Examples for keys whose default is no help as one (an empty list).
+EXAMPLES = {
+    "DATA.PATCH_SIZE": "(256, 256, 1)   # (y, x, channels); 3D: (z, y, x, channels)",
+    "MODEL.FREEZE_LAYERS_MATCHING": "['^stem', '^blocks\\.0\\.']",
+    "LOSS.CLASS_WEIGHTS": "[1.0, 2.5]",
+    "TRAIN.METRICS": "['accuracy', 'f1']",
+    "TEST.METRICS": "['accuracy', 'f1']",
+}
+
+
+def coerce(key: str, value: Any, default: Any, source: str = "") -> Any:
     """`value` converted to the type of `default`, or a ConfigError that says what was expected."""
     value = decode_value(value)
 
     def wrong() -> ConfigError:
-        example = {bool: "True", int: "10", float: "0.001", str: "'text'"}.get(type(default), str(default))
+        example = EXAMPLES.get(key) or {bool: "True", int: "10", float: "0.001", str: "'text'"}.get(
+            type(default), str(default))
+        where = f" (in {source})" if source else ""
         return ConfigError(
-            f"{key} must be {_type_name(default)}, but the value given is {value!r} ({_type_name(value)}). "
+            f"{key}{where} must be {_type_name(default)}, but the value given is {value!r} ({_type_name(value)}). "
             f"Example: {key}: {example}"
         )
 
@@ -153,26 +167,51 @@ def parse_overrides(opts: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def merge(cfg: CN, values: dict[str, Any], source: str) -> list[str]:
-    """Merge flat `values` into `cfg`; return notices. All errors are raised together."""
+def _list_of_one(key: str, value: Any, source: str) -> Any:
+    """BiaPy 3.7's list form of a key that takes one value here (compat.LISTS_OF_ONE) -> that value."""
+    value = decode_value(value)
+    is_list = isinstance(value, (list, tuple))
+    if key == "TRAIN.OPT_BETAS":  # a pair itself: only a list of pairs is BiaPy's list form
+        is_list = is_list and bool(value) and isinstance(value[0], (list, tuple))
+    if not is_list:
+        return value
+    if len(value) != 1:
+        raise ConfigError(
+            f"{key} in {source} lists {len(value)} values ({list(value)}). BiaPy's list holds "
+            f"{compat.LISTS_OF_ONE[key]}: "
+            f"give one value, e.g. {key}: {value[0] if value else '...'}"
+        )
+    return value[0]
+
+
+def merge(cfg: CN, values: dict[str, Any], source: str, origins: dict[str, str] | None = None) -> list[str]:
+    """Merge flat `values` into `cfg`; return notices. All errors are raised together.
+
+    `origins` records where each key's value came from (`source`), for the messages of later checks.
+    """
     defaults = flatten(cfg)
     known = list(defaults)
     errors: list[str] = []
     notices: list[str] = []
     for key, value in values.items():
-        if key in compat.RENAMED:
-            new = compat.RENAMED[key]
-            notices.append(f"{key} (in {source}) is BiaPy's old name of {new}; using it as {new}.")
-            key = new
+        verdict = compat.lookup(key, set(defaults))
+        if verdict.kind == "renamed":
+            notices.append(f"{key} (in {source}) is BiaPy's old name of {verdict.detail}; using it as "
+                           f"{verdict.detail}.")
+            key = verdict.detail
         if key in defaults:
-            # Before type conversion: an old value may have another type (BiaPy's True/False switches).
-            decoded = decode_value(value)
-            renamed = compat.RENAMED_VALUES.get((key, decoded)) if isinstance(decoded, (str, bool)) else None
-            if renamed:
-                notices.append(f"{key}: '{decoded}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
-                value = renamed
             try:
-                value = coerce(key, value, defaults[key])
+                if key in compat.LISTS_OF_ONE:
+                    value = _list_of_one(key, value, source)
+                # Before type conversion: an old value may have another type (BiaPy's True/False switches).
+                decoded = decode_value(value)
+                if isinstance(decoded, str) and (key, decoded.lower()) in VALUE_ALIASES:  # e.g. CROSS_VAL_FOLD: all
+                    value = decoded = VALUE_ALIASES[(key, decoded.lower())]
+                renamed = compat.RENAMED_VALUES.get((key, decoded)) if isinstance(decoded, (str, bool)) else None
+                if renamed:
+                    notices.append(f"{key}: '{decoded}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")
+                    value = renamed
+                value = coerce(key, value, defaults[key], source)
             except ConfigError as err:
                 errors.append(str(err))
                 continue
@@ -181,27 +220,39 @@ def merge(cfg: CN, values: dict[str, Any], source: str) -> list[str]:
             for part in parents:
                 node = node[part]
             node[leaf] = value
-            continue
-        unused = compat.match(compat.NOT_USED, key)
-        if unused:
-            notices.append(f"{key} (in {source}) has no effect in classification: {unused[1]}. It is ignored.")
-            continue
-        unsupported = compat.match(compat.UNSUPPORTED, key)
-        if unsupported:
-            default = unsupported[1]
-            if default is not None and not compat.same_value(decode_value(value), default):
+            if origins is not None:
+                origins[key] = source
+        elif verdict.kind == "not_used":
+            notices.append(f"{key} (in {source}) has no effect in classification: {verdict.detail}. It is ignored.")
+        elif verdict.kind == "unsupported":
+            if not compat.same_value(decode_value(value), verdict.detail):
                 errors.append(
                     f"{key} is a BiaPy setting that biapy-cls does not implement, so it cannot be set to "
-                    f"{decode_value(value)!r}. Remove it from {source} or set it to {default!r}."
+                    f"{decode_value(value)!r}. Remove it from {source} or set it to {verdict.detail!r}."
                 )
-            continue
-        if isinstance(value, dict) or any(k.startswith(key + ".") for k in known):
-            errors.append(f"{key} is a section, not a key: give its keys, e.g. {next(k for k in known if k.startswith(key + '.'))}.")
-            continue
-        errors.append(f"Unknown config key {key} (in {source}).{suggest(key, known)}")
+        elif isinstance(value, dict) or any(k.startswith(key + ".") for k in known):
+            errors.append(f"{key} (in {source}) is a section, not a key: give its keys, e.g. "
+                          f"{next(k for k in known if k.startswith(key + '.'))}.")
+        else:
+            errors.append(f"Unknown config key {key} (in {source}).{suggest(key, known + list(compat.BIAPY_DEFAULTS))}")
     if errors:
         raise ConfigError("\n".join(errors))
     return notices
+
+
+KEY_PATTERN = re.compile(r"\b[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)+\b")
+
+
+def with_origins(message: str, origins: dict[str, str]) -> str:
+    """Add where the values came from to each line of a check's message, e.g. "(set in 'x.yaml')"."""
+    lines = []
+    for line in message.split("\n"):
+        where = []
+        for key in dict.fromkeys(KEY_PATTERN.findall(line)):
+            if key in origins and f"{key} ({origins[key]})" not in where:
+                where.append(f"{key} in {origins[key]}")
+        lines.append(f"{line} (Set: {'; '.join(where)}.)" if where else line)
+    return "\n".join(lines)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
@@ -215,8 +266,12 @@ def load_config_data(data: dict, source: str, overrides: Sequence[str] = ()) -> 
     from biapy_cls.config.check import check_config
 
     cfg = get_cfg_defaults()
-    notices = merge(cfg, flatten(data), source)
-    notices += merge(cfg, parse_overrides(overrides), "the command line")
-    notices += check_config(cfg)
+    origins: dict[str, str] = {}
+    notices = merge(cfg, flatten(data), source, origins)
+    notices += merge(cfg, parse_overrides(overrides), "the command line", origins)
+    try:
+        notices += check_config(cfg)
+    except ConfigError as err:
+        raise ConfigError(with_origins(str(err), origins)) from None
     cfg.freeze()
     return cfg, notices

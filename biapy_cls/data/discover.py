@@ -99,7 +99,9 @@ def _warn_skipped(others: list[Path], root: Path, extensions: tuple[str, ...]) -
     )
 
 
-def discover_labelled(root_path: str | Path, key: str, ndim: str, class_names: list[str] | None = None) -> tuple[SampleList, list[str]]:
+def discover_labelled(
+    root_path: str | Path, key: str, ndim: str, class_names: list[str] | None = None
+) -> tuple[SampleList, list[str]]:
     """Read a folder-per-class tree.
 
     With `class_names` None (training data) the class folders define the classes. Otherwise (validation,
@@ -152,7 +154,9 @@ def discover_unlabelled(root_path: str | Path, key: str, ndim: str) -> SampleLis
     return SampleList(images, np.full(len(images), -1, dtype=np.int64), root)
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) with `fraction` of every class in val (rounded; at least one image of
     every class with two or more images). With `shuffle` False, each class's last images go to val."""
     rng = np.random.default_rng(seed)
@@ -171,7 +175,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int, shuffle: bo
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def stratified_folds(labels: np.ndarray, n_folds: int, fold: int, seed: int, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def stratified_folds(
+    labels: np.ndarray, n_folds: int, fold: int, seed: int, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) for cross-validation: fold `fold` (1-based) of `n_folds` is validation."""
     from sklearn.model_selection import StratifiedKFold
 

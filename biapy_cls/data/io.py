@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,19 @@ def dtype_range(dtype: np.dtype) -> float:
     return 1.0
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def require_readers(paths: list[Path], where: str) -> None:
+    """Fail before anything is written when a file needs an optional package that is not installed."""
+    nifti = next((p for p in paths if p.name.lower().endswith(NIFTI_SUFFIXES)), None)
+    if nifti is not None and importlib.util.find_spec("nibabel") is None:
+        raise DataError(
+            f"{where} holds NIfTI volumes (e.g. '{nifti}'), which need the package 'nibabel': "
+            "pip install 'biapy-cls[nifti]' (or pip install nibabel), then run again."
+        )
+
+
 def read_file(path: Path) -> np.ndarray:
     """Decode one file as stored, naming the file if it cannot be read."""
     name = path.name.lower()
@@ -41,12 +55,12 @@ def read_file(path: Path) -> np.ndarray:
             import tifffile
 
             arr = tifffile.imread(path)
-        elif name.endswith((".nii", ".nii.gz")):
+        elif name.endswith(NIFTI_SUFFIXES):
             try:
                 import nibabel
             except ImportError as err:
                 raise DataError(
-                    f"'{path}' is a NIfTI file, which needs the nibabel package: pip install nibabel"
+                    f"'{path}' is a NIfTI file, which needs the package 'nibabel': pip install 'biapy-cls[nifti]'"
                 ) from err
             # NIfTI stores (x, y, z[, c]); we work in (z, y, x[, c]).
             arr = np.asarray(nibabel.load(str(path)).dataobj)

@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from biapy_cls.errors import ConfigError
-
 log = logging.getLogger("biapy_cls")
 
 
@@ -28,13 +26,8 @@ def class_weights(cfg: CN, train_labels: np.ndarray, n_classes: int) -> torch.Te
     if mode == "none":
         return None
     if mode == "manual":
-        weights = [float(w) for w in cfg.LOSS.CLASS_WEIGHTS]
-        if len(weights) != n_classes:
-            raise ConfigError(
-                f"LOSS.CLASS_WEIGHTS has {len(weights)} weights but the training data has {n_classes} classes: give "
-                "one weight per class, in the order of the class folders' names (natural order)."
-            )
-        return torch.tensor(weights, dtype=torch.float32)
+        # One weight per class: data.plan.check_against_data made sure before any image was read.
+        return torch.tensor([float(w) for w in cfg.LOSS.CLASS_WEIGHTS], dtype=torch.float32)
     counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     # A class without training images gets no weight instead of a division by zero.
     weights = np.divide(counts.sum(), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)

@@ -6,8 +6,9 @@ import datetime
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -48,6 +49,30 @@ def parse_gpu_ids(gpu: str | None) -> list[int]:
         raise UserError(f"--gpu '{gpu}' is not a list of GPU numbers; use e.g. --gpu 0 or --gpu 0,1.") from err
 
 
+def select_device(gpu_ids: list[int], local_rank: int, gpu: str | None = None, warn: bool = True) -> torch.device:
+    """The device of the process with this local rank: the local_rank-th GPU of --gpu, or the CPU.
+
+    One GPU per process: under torchrun with --nproc_per_node=3 and --gpu 0,1,2, local rank i uses
+    the i-th listed GPU; a shorter list is an error, not a silent sharing of one GPU.
+    """
+    if not gpu_ids or not torch.cuda.is_available():
+        if gpu_ids and warn:
+            log.warning(f"--gpu {gpu} was given, but PyTorch finds no CUDA GPU here: running on the CPU.")
+        return torch.device("cpu")
+    if local_rank >= len(gpu_ids):
+        raise UserError(
+            f"This process has local rank {local_rank} but --gpu lists only {len(gpu_ids)} GPU(s) ({gpu}). "
+            "Give one GPU per process, e.g. --nproc_per_node=2 with --gpu 0,1."
+        )
+    count = torch.cuda.device_count()
+    if gpu_ids[local_rank] >= count:
+        raise UserError(
+            f"--gpu {gpu} asks for GPU {gpu_ids[local_rank]}, but this machine has {count} GPU(s), numbered 0 to "
+            f"{count - 1} (as CUDA_VISIBLE_DEVICES shows them). Run nvidia-smi to see them, and fix --gpu."
+        )
+    return torch.device("cuda", gpu_ids[local_rank])
+
+
 def set_threads(num_cpus: int, world_size: int = 1) -> None:
     """SYSTEM.NUM_CPUS threads for the whole job, shared by its processes."""
     total = os.cpu_count() or 1
@@ -76,20 +101,9 @@ def setup_runtime(gpu: str | None, num_cpus: int) -> Runtime:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    gpu_ids = parse_gpu_ids(gpu)
-    if gpu_ids and torch.cuda.is_available():
-        ids = gpu_ids if len(gpu_ids) > 1 or world_size == 1 else gpu_ids * world_size
-        if local_rank >= len(ids):
-            raise UserError(
-                f"This process has local rank {local_rank} but --gpu lists only {len(gpu_ids)} GPU(s) ({gpu}). "
-                "Give one GPU per process, e.g. --nproc_per_node=2 with --gpu 0,1."
-            )
-        device = torch.device("cuda", ids[local_rank])
+    device = select_device(parse_gpu_ids(gpu), local_rank, gpu, warn=rank == 0)
+    if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        if gpu_ids and rank == 0:
-            log.warning(f"--gpu {gpu} was given, but PyTorch finds no CUDA GPU here: running on the CPU.")
-        device = torch.device("cpu")
     set_threads(num_cpus, world_size if device.type == "cpu" else 1)
     runtime = Runtime(device, rank, world_size, local_rank)
     if runtime.distributed and not dist.is_initialized():

@@ -10,8 +10,8 @@ Each architecture module registers a builder with `@register("name")`. Builders 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from biapy_cls.errors import ConfigError
 

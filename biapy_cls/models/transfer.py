@@ -79,8 +79,10 @@ def read_weights(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - many formats, many errors
-        raise ConfigError(f"MODEL.PRETRAINED_WEIGHTS '{path}' cannot be read ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:200]}). Give a timm weights file (.pth, .bin, .safetensors).") from err
+        raise ConfigError(
+            f"MODEL.PRETRAINED_WEIGHTS '{path}' cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). Give a timm weights file (.pth, .bin, .safetensors)."
+        ) from err
     for key in ("model_state", "state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -106,7 +108,12 @@ def _adapt(target: nn.Module, state: dict) -> dict:
 
         grid = target.patch_embed.grid_size
         state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], new_size=list(grid), num_prefix_tokens=1)
-    if "fc_norm.weight" in own and "fc_norm.weight" not in state and "norm.weight" in state and "norm.weight" not in own:
+    if (
+        "fc_norm.weight" in own
+        and "fc_norm.weight" not in state
+        and "norm.weight" in state
+        and "norm.weight" not in own
+    ):
         state["fc_norm.weight"], state["fc_norm.bias"] = state.pop("norm.weight"), state.pop("norm.bias")
     return state
 

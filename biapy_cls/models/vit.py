@@ -35,6 +35,7 @@ PRESETS = {
     "vit_huge_patch14": (14, 1280, 32, 16),
 }
 AUTO = -1
+KEY_SUFFIX = {"token": "TOKEN_SIZE", "dim": "EMBED_DIM", "depth": "NUM_LAYERS", "heads": "NUM_HEADS"}  # MODEL.VIT_*
 STEM_CHANNELS = 32
 # LayerScale (residual branches start at 0.1x) and normalised queries/keys keep a small ViT trainable at
 # the learning rates a CNN uses (AdamW 1e-3 to 3e-3) without warm-up; without them it stayed at chance.
@@ -109,9 +110,11 @@ def vit_sizes(spec: ModelSpec, model_cfg) -> dict:
               "dropout": dropout}
     auto = [k for k, v in user.items() if v == AUTO]
     if auto and preset is None:
-        log.info(f"ViT sizes for a {'x'.join(map(str, spatial))} patch: token {'x'.join(map(str, tokens))}, "
-                 f"width {dim}, {depth} layers, {heads} heads (chosen for the patch size: "
-                 f"{', '.join('VIT_' + {'token': 'TOKEN_SIZE', 'dim': 'EMBED_DIM', 'depth': 'NUM_LAYERS', 'heads': 'NUM_HEADS'}[k] for k in auto)} not set).")
+        log.info(
+            f"ViT sizes for a {'x'.join(map(str, spatial))} patch: token {'x'.join(map(str, tokens))}, "
+            f"width {dim}, {depth} layers, {heads} heads (chosen for the patch size: "
+            f"{', '.join('VIT_' + KEY_SUFFIX[k] for k in auto)} not set)."
+        )
     return chosen
 
 

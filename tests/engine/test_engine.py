@@ -10,6 +10,7 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.data.plan import check_against_data
 from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
@@ -53,7 +54,9 @@ def test_warmupcosine_warms_up_per_step_then_decays_to_min_lr():
     assert lrs[:warmup] == pytest.approx([LR * (i + 1) / warmup for i in range(warmup)])
     # Then half a cosine from TRAIN.LR down to MIN_LR, which the last step reaches.
     decay = lrs[warmup:]
-    expected = [MIN_LR + (LR - MIN_LR) * 0.5 * (1 + math.cos(math.pi * i / (len(decay) - 1))) for i in range(len(decay))]
+    expected = [
+        MIN_LR + (LR - MIN_LR) * 0.5 * (1 + math.cos(math.pi * i / (len(decay) - 1))) for i in range(len(decay))
+    ]
     assert decay == pytest.approx(expected)
     assert decay[0] == pytest.approx(LR) and decay[-1] == pytest.approx(MIN_LR)
     assert all(a > b for a, b in zip(decay, decay[1:]))
@@ -144,8 +147,8 @@ def test_class_weights_change_the_loss():
     manual = build_criterion(cfg, labels, 2)
     assert manual(logits, targets) == pytest.approx(float(per_image[targets == 0].mean()))
     cfg.LOSS.CLASS_WEIGHTS = [1.0, 2.0, 3.0]
-    with pytest.raises(ConfigError, match="3 weights but the training data has 2 classes"):
-        build_criterion(cfg, labels, 2)
+    with pytest.raises(ConfigError, match=r"3 weights but the training data has 2 classes \(a, b\)"):
+        check_against_data(cfg, ["a", "b"], None)
 
 
 def test_label_smoothing_changes_the_loss():

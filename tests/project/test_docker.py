@@ -57,3 +57,24 @@ def test_package_installed_and_entrypoint_is_biapy():
 def test_dockerignore_keeps_data_and_results_out():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"data", "results", ".git"} <= set(ignored)
+
+
+def _extras(install_line: str) -> set[str]:
+    match = re.search(r"install (?:-e )?\"?\.(?:\[([a-z0-9_,]+)\])?\"?", install_line)
+    assert match, install_line
+    return set(filter(None, (match.group(1) or "").split(",")))
+
+
+def test_image_installs_the_extras_of_the_readme_install_line():
+    readme = (ROOT / "README.md").read_text()
+    readme_line = next(line for line in readme.splitlines()
+                       if line.startswith("python -m pip install -e") and "test" not in line)
+    makefile_line = next(line for line in (ROOT / "Makefile").read_text().splitlines()
+                         if "install -e" in line and "test" not in line)
+    docker_line = " ".join(rest for word, rest in instructions() if word == "RUN" and "pip install" in rest)
+    assert _extras(docker_line) == _extras(readme_line) == _extras(makefile_line)
+
+
+def test_usage_example_passes_gpu_as_the_spec_does():
+    usage = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("# Run:"))
+    assert "--gpus" in usage and re.search(r"--gpu \d", usage) and "--run_id" in usage
