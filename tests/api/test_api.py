@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
-from conftest import digits_config, write_yaml
 from PIL import Image
+
+from conftest import digits_config, write_yaml
 
 
 def tree(root):
