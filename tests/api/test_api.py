@@ -240,7 +240,7 @@ def test_update_config_checks_like_construction(tmp_path, small_digits_dir):
     assert biapy.update_config(TRAIN__EPOCHS=7).TRAIN.EPOCHS == 7
     with pytest.raises(ConfigError, match="SYSTEM"):
         biapy.update_config({"SYSTEM.SEED": 3})
-    with pytest.raises(ConfigError, match="TRAIN.LR must be a number"):
+    with pytest.raises(ConfigError, match=r"TRAIN.LR \(in update_config\) must be a number"):
         biapy.update_config({"TRAIN.LR": "fast"})
     with pytest.raises(DataError, match="DATA.TEST.PATH"):
         biapy.update_config({"DATA.TEST.PATH": str(tmp_path / "none")})
