@@ -27,7 +27,7 @@ from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
-from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
 from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, seed_everything, unwrap
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError
@@ -211,7 +211,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         model=model,
         criterion=build_criterion(cfg, plan.train.labels, n_classes).to(runtime.device),
         optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor]),
+        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor],
+                            auto_warmup_steps(cfg, unwrap(model), steps_per_epoch)),
         train_loader=train_loader,
         val_loader=val_loader,
         prepare=make_prepare(normalizer, augmenter, runtime),
@@ -232,6 +233,12 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+        layout, ours = int(state["model_spec"].get("layout", 1)), payload()["model_spec"]["layout"]
+        if layout != ours:  # a run started before its architecture changed (docs/models.md)
+            raise CheckpointError(
+                f"'{paths.last_checkpoint}' holds a {cfg.MODEL.ARCHITECTURE} of model layout {layout}, from an older "
+                f"biapy-cls; this one builds layout {ours}, so the run cannot be resumed. Test with its best "
+                "checkpoint (TRAIN.ENABLE False, MODEL.LOAD_CHECKPOINT True), or start a new run.")
         unwrap(model).load_state_dict(state["model_state"])
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
@@ -240,7 +247,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
              + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
                 else "")
-             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
+             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} "
+             + f"({cfg.TRAIN.LR_SCHEDULER.NAME or describe_constant(setup.schedule)})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()

@@ -347,8 +347,8 @@ _C.AUGMENTOR.GAUSSIAN_NOISE_PROB = -1.0
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Network, 2D or 3D: simple_cnn, vit, efficientnet_b0 ... efficientnet_b7 (case-insensitive; EfficientNetB0 too).
-_C.MODEL.ARCHITECTURE = "simple_cnn"
+# Network, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ... efficientnet_b7 (case-insensitive).
+_C.MODEL.ARCHITECTURE = "vit"
 # Dropout before the classification head (first value used).
 _C.MODEL.DROPOUT_VALUES = [0.2]
 # ViT base size: custom (the VIT_* keys below) or the sizes of vit_base_patch16, vit_large_patch16, vit_huge_patch14.

@@ -46,6 +46,15 @@ def load_fine_tune(model: nn.Module, checkpoint: dict, spec, source: str, skip_u
                 f"{spec.architecture}. Set MODEL.ARCHITECTURE to {theirs['architecture']}, or set "
                 "MODEL.SKIP_UNMATCHED_LAYERS True to load only the tensors whose names and shapes fit."
             )
+        layout = int(theirs.get("layout", 1))
+        if layout != spec.layout:
+            raise CheckpointError(
+                f"The checkpoint '{source}' holds a {theirs['architecture']} of model layout {layout} (older "
+                f"biapy-cls), whose layers differ from today's {spec.architecture} (layout {spec.layout}, see "
+                "docs/models.md). Testing with it (TRAIN.ENABLE False) rebuilds it as it was trained. To fine-tune "
+                "today's model from it, set MODEL.SKIP_UNMATCHED_LAYERS True: the tensors that fit are loaded, "
+                "the others start from scratch and are listed in the log."
+            )
         if int(theirs["n_classes"]) != spec.n_classes:
             raise CheckpointError(
                 f"The checkpoint '{source}' was trained on {theirs['n_classes']} classes "

@@ -1,5 +1,5 @@
-"""Architectures from the CLI: 3D volumes end to end, fine-tuning a checkpoint on another class count,
-and the ViT defaults on the digits."""
+"""Architectures from the CLI: 3D volumes end to end and fine-tuning a checkpoint on another class count
+(the accuracy floors of every default-size model: tests/end_to_end/test_model_floors.py)."""
 
 from __future__ import annotations
 
@@ -84,14 +84,3 @@ def test_fine_tune_with_another_class_count(tmp_path, small_digits_dir, run_biap
     assert "Fine-tuning from" in out and "head.weight" in out and "Frozen" in out
     metrics = json.loads((tmp_path / "three" / "results" / "three_1" / "test_metrics.json").read_text())
     assert set(metrics["per_class"]) == {"0_zero", "1_one", "2_two"}
-
-
-def test_vit_defaults_learn_digits(tmp_path, digits_dir, run_biapy):
-    cfg = digits_config(digits_dir, MODEL={"ARCHITECTURE": "vit"},
-                        TRAIN={"ENABLE": True, "EPOCHS": 8, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1})
-    code, out, err = run_biapy(
-        "--config", write_yaml(tmp_path / "v.yaml", cfg), "--result_dir", tmp_path, "--name", "vit"
-    )
-    assert code == 0, err
-    assert "ViT sizes for a 32x32 patch: token 8x8" in out
-    assert accuracy(tmp_path, "vit") >= 0.90
