@@ -1,7 +1,7 @@
-"""The classification run, wired in one place: config -> data -> model -> training -> test -> files.
+"""The classification run's steps: data plan -> model -> training -> calibration -> test -> files.
 
-Data flows one way. Everything that can be checked before heavy work (config, folders, the first
-image of each class, the output folder) is checked before anything is written.
+Data flows one way. The order of a run (checks, claiming the output folder, logs, export) is in
+api.py, the one path that both `biapy ...` and the Python API take.
 """
 
 from __future__ import annotations
@@ -19,20 +19,14 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
-from biapy_cls import __version__
-from biapy_cls.config import load_config
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
-from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
 from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.plan import (
     DataPlan,
-    data_notes,
-    describe,
     plan_test_data,
     plan_training_data,
-    write_filtered_samples,
 )
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
@@ -42,101 +36,31 @@ from biapy_cls.engine.finetune import BackboneFreezer, FineTuning, backbone_para
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
-from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (
     Runtime,
     amp_dtype,
     barrier,
-    run_on_main,
     seed_everything,
-    setup_runtime,
-    shutdown_runtime,
     unwrap,
 )
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError
 from biapy_cls.evaluation import calibration
 from biapy_cls.evaluation.insights import ExplainSettings, analyse
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.export import bmz_source as bmz
-from biapy_cls.export.bmz import export_run
-from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model, pretrained_weights
 from biapy_cls.models.prepare import prepare_model, run_model_spec, size_warning
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
-from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
 
 
 def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
-
-
-def run_from_args(args: argparse.Namespace) -> None:
-    """Everything `biapy ...` does after parsing its flags."""
-    setup_logging(None)
-    paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
-    cfg, notices = load_config(args.config, args.opts)
-    paths = paths.with_checkpoint_format(cfg.MODEL.OUT_CHECKPOINT_FORMAT)
-    check_writable(paths.job_dir)
-    runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
-    try:
-        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
-            run_all_folds(args, cfg, notices, paths, runtime, run_one)
-        else:
-            run_one(args, cfg, notices, paths, runtime)
-    finally:
-        close_logging()
-        shutdown_runtime(runtime)
-
-
-def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
-            resume: bool | None = None) -> None:
-    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
-    resume = args.resume if resume is None else resume
-    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths, resume))
-    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
-    setup_logging(paths.log_file, runtime.is_main)
-    if runtime.is_main:
-        log.info(f"biapy-cls {__version__}: {command_line(args)}")
-        for notice in notices:
-            log.info(f"Note: {notice}")
-        if resume_note:
-            log.info(resume_note)
-        atomic_write_text(paths.config_file, cfg.dump())
-        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
-        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                 + f", {torch.get_num_threads()} CPU thread(s) per process")
-        log.info(describe(plan))
-        write_filtered_samples(paths, plan)
-    try:
-        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
-    except KeyboardInterrupt:
-        if runtime.is_main:
-            write_run_info(paths, "interrupted")
-        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
-                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
-                 else "No epoch had completed, so there is nothing to resume.")
-        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-    except BaseException:
-        if runtime.is_main:
-            write_run_info(paths, "failed")
-        raise
-    if runtime.is_main:
-        write_run_info(paths, "finished")
-        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
-
-
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
-    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
-    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
-    if resume:
-        return check_resume(cfg, paths, resume_command(args))
-    return None
 
 
 def resume_command(args: argparse.Namespace) -> str:
@@ -206,15 +130,23 @@ def num_workers(cfg: CN) -> int:
     return min(4, cpus) if workers == -1 else workers
 
 
-def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
-                       resume: bool = False) -> None:
+def model_config(cfg: CN, checkpoint: dict | None) -> CN:
+    """What the model is built from: this config's MODEL section, or a test-only run's checkpoint's."""
+    if checkpoint is not None and not cfg.TRAIN.ENABLE:
+        return CN(CN.load_cfg(checkpoint["model_cfg"]))
+    return cfg.MODEL
+
+
+def build_run_model(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
+                    resume: bool = False) -> tuple[torch.nn.Module, ModelSpec, Normalizer]:
+    """The model a run works with, on its device: rebuilt from the checkpoint for a test-only run,
+    otherwise built from the config (any MODEL.SOURCE) with its starting weights for training."""
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
-    model_cfg = cfg.MODEL  # what the model is built from: this config, or the checkpoint's
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
-        model_cfg = CN(CN.load_cfg(checkpoint["model_cfg"]))
+        model_cfg = model_config(cfg, checkpoint)
         is_bmz = bmz.is_bmz(model_spec)
         model = bmz.model_for(model_cfg, plan, model_spec) if is_bmz else build_model(model_spec, model_cfg)
         model.load_state_dict(checkpoint["model_state"])
@@ -243,26 +175,30 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"Model: {model_spec.label} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
+    return model, model_spec, normalizer
+
+
+def checkpoint_payload(cfg: CN, plan: DataPlan, model_spec: ModelSpec, normalizer: Normalizer):
+    """The static part of every checkpoint, as a function: the normaliser's statistics are measured
+    at the start of training, after this is built."""
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
                 "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
                 "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
-    if cfg.TRAIN.ENABLE:
-        model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
-    temperature = checkpoint.get("temperature") if checkpoint is not None and not cfg.TRAIN.ENABLE else None
-    if cfg.TEST.CALIBRATE and cfg.TRAIN.ENABLE:
-        temperature = calibrate(cfg, paths, runtime, plan, model, normalizer)
-    elif cfg.TEST.CALIBRATE and temperature is None and cfg.TEST.ENABLE:
+    return payload
+
+
+def test_temperature(cfg: CN, checkpoint: dict | None, fitted: float | None) -> float | None:
+    """TEST.CALIBRATE: the temperature to divide test logits by (fitted after training, or the checkpoint's)."""
+    if not cfg.TEST.CALIBRATE:
+        return None
+    temperature = fitted if cfg.TRAIN.ENABLE else (checkpoint or {}).get("temperature")
+    if temperature is None and not cfg.TRAIN.ENABLE:
         log.warning("TEST.CALIBRATE is True but the checkpoint holds no temperature (it was trained without "
                     "TEST.CALIBRATE): the test probabilities are not calibrated.")
-    if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer, temperature if cfg.TEST.CALIBRATE else None)
-    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
-        write_report(paths, cfg, plan.class_names)
-    if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
-        export_run(cfg, paths, plan, unwrap(model), model_spec, model_cfg, normalizer)
+    return temperature
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
@@ -437,7 +373,8 @@ def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model:
 
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer, temperature: float | None = None) -> None:
+         normalizer: Normalizer, temperature: float | None = None) -> tuple[np.ndarray, dict | None]:
+    """Predict the test set and write predictions, metrics and report; returns (probabilities, metrics)."""
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
                              preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
@@ -449,7 +386,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
-        return
+        return probs, None
     labels = plan.test.labels if plan.test_has_labels else None
     raw_probs, names = probs, plan.test.relative_names()
     if temperature is not None:
@@ -468,7 +405,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
         outcome = TestOutcome(plan.test.paths, names, probs, None, None, insights(None))
         write_report(paths, cfg, plan.class_names, outcome)
-        return
+        return probs, None
     metrics = test_metrics(labels, probs, plan.class_names)
     metrics.update(calibration.calibration_metrics(labels, probs, raw_probs, temperature))
     write_test_metrics(paths.results_dir, metrics)
@@ -485,6 +422,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
              f"{metrics['calibration']['expected_calibration_error_before']:.4f})" if temperature else ""))
     outcome = TestOutcome(plan.test.paths, names, probs, labels, metrics, insights(metrics))
     write_report(paths, cfg, plan.class_names, outcome)
+    return probs, metrics
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:

@@ -17,6 +17,13 @@ def safe_column(name: str) -> str:
 def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class_names: list[str],
                       true_labels: np.ndarray | None = None) -> None:
     """filename, class (index, as BiaPy), class_name, [true_class, true_class_name,] prob_<class>..."""
+    table = predictions_table(filenames, probs, class_names, true_labels)
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.6f"))
+
+
+def predictions_table(filenames: list[str], probs: np.ndarray, class_names: list[str],
+                      true_labels: np.ndarray | None = None):
+    """The pandas DataFrame that predictions.csv holds (the Python API returns it as it is)."""
     import pandas as pd
 
     pred = probs.argmax(axis=1)
@@ -29,7 +36,7 @@ def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class
         columns = [f"prob_{k}_{c[5:]}" for k, c in enumerate(columns)]
     for k, column in enumerate(columns):
         table[column] = probs[:, k]
-    atomic_write_text(path, pd.DataFrame(table).to_csv(index=False, float_format="%.6f"))
+    return pd.DataFrame(table)
 
 
 def write_test_metrics(results_dir: Path, metrics: dict) -> None:
