@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from biapy_cls.errors import DataError
+
+log = logging.getLogger("biapy_cls")
 
 # Divisor that maps a dtype's full range to [0, 1] ("div" normalization); floats are taken as they are.
 INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(bool): 1.0}
@@ -169,10 +172,48 @@ def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) ->
     )
 
 
-def read_image(path: Path, ndim: str, channels: int, force_rgb: bool) -> np.ndarray:
-    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, dtype as stored."""
-    arr = read_file(path)
+# Files whose non-finite pixels were already reported by this process (lazy loading reads a file every epoch).
+_NON_FINITE_REPORTED: set[str] = set()
+
+
+def standard_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
+    """The pixels in a dtype whose value range the rest of the tool knows, values unchanged.
+
+    Integers other than uint8/uint16 (int8..int64, uint32, uint64) are stored as uint8 when their values
+    fit 0..255 and uint16 when they fit 0..65535, as BiaPy's `div` divides by 255 or 65535 by the maximum:
+    dividing them by their dtype's own maximum (2**63 for int64) left values near 1e-17 that trained to chance.
+    Wider or negative integers become float32 as they are, like float images. Non-finite float pixels
+    (NaN, +-inf) are replaced by the image's finite minimum (NaN, -inf) or maximum (+inf), with a warning
+    naming the file: one NaN pixel otherwise makes every loss and metric NaN.
+    """
     if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        low, high = int(arr.min()), int(arr.max())
+        if low >= 0 and high <= 255:
+            return arr.astype(np.uint8)
+        if low >= 0 and high <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            if not finite.any():
+                raise DataError(f"The image '{path}' holds no finite pixel value (all NaN or infinite): remove it.")
+            low, high = arr[finite].min(), arr[finite].max()
+            bad = int(arr.size - finite.sum())
+            if str(path) not in _NON_FINITE_REPORTED:
+                _NON_FINITE_REPORTED.add(str(path))
+                log.warning(f"'{path}' has {bad} NaN or infinite pixel value(s) of {arr.size}; they are replaced by "
+                            f"the image's finite minimum ({low:g}; +inf by the maximum, {high:g}). Fix the file to "
+                            "silence this warning.")
+            arr = np.nan_to_num(arr, nan=low, posinf=high, neginf=low)
+    return arr
+
+
+def read_image(path: Path, ndim: str, channels: int, force_rgb: bool) -> np.ndarray:
+    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, in a standard dtype
+    (see `standard_dtype`)."""
+    arr = standard_dtype(read_file(path), path)
     arr = to_channels_last(arr, ndim, channels, path)
     return fit_channels(arr, channels, force_rgb, path)
