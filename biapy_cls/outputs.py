@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class RunPaths:
     run_name: str
     config_stem: str
     run_id: int
+    test_only: bool = False  # a test-only run writes its own config copy and run_info beside the training run's
 
     @classmethod
     def create(cls, result_dir: str, name: str, run_id: int, config_path: str) -> RunPaths:
@@ -44,7 +46,8 @@ class RunPaths:
 
     @property
     def config_file(self) -> Path:
-        return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}.yaml"
+        suffix = "_test" if self.test_only else ""
+        return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}{suffix}.yaml"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -96,7 +99,7 @@ class RunPaths:
 
     @property
     def run_info(self) -> Path:
-        return self.results_dir / "run_info.json"
+        return self.results_dir / ("test_run_info.json" if self.test_only else "run_info.json")
 
     def epoch_checkpoint(self, epoch: int) -> Path:
         """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
@@ -137,10 +140,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) -> None:
+def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool,
+              set_aside: Callable[[list[Path]], None] | None = None) -> None:
     """Decide whether this run may write where it would write; raise RunStateError if not.
 
-    Nothing is written or removed before every check has passed.
+    Nothing is written or removed before every check has passed. With --overwrite the old outputs are
+    removed, or given to `set_aside` (run_safety.OverwriteBackup) to be kept until the new run has a checkpoint.
     """
     info = read_run_info(paths)
     status = info.get("status")
@@ -165,7 +170,9 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
         raise RunStateError(
             f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. {todo}."
         )
-    if overwrite:
+    if overwrite and set_aside is not None:
+        set_aside(outputs)
+    elif overwrite:
         for path in outputs:
             _remove(path)
 

@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+from biapy_cls.run_safety import RunGuard, check_result_dir_outside_data
 
 log = logging.getLogger("biapy_cls")
 
@@ -55,12 +56,15 @@ def run_from_args(args: argparse.Namespace) -> None:
     setup_logging(None)
     paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
     cfg, notices = load_config(args.config, args.opts)
+    paths = replace(paths, test_only=not cfg.TRAIN.ENABLE)
+    check_result_dir_outside_data(paths.job_dir, data_folders(cfg))
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
+    guard = RunGuard(paths)
     try:
         # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
         plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args))
+        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, guard))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line(args)}")
@@ -78,6 +82,7 @@ def run_from_args(args: argparse.Namespace) -> None:
         except KeyboardInterrupt:
             if runtime.is_main:
                 write_run_info(paths, "interrupted")
+                guard.ended(paths.last_checkpoint if cfg.TRAIN.ENABLE else None)
             resume = resume_command(args)
             saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
                      if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
@@ -85,21 +90,41 @@ def run_from_args(args: argparse.Namespace) -> None:
         except BaseException:
             if runtime.is_main:
                 write_run_info(paths, "failed")
+                guard.ended(paths.last_checkpoint if cfg.TRAIN.ENABLE else None)
             raise
         if runtime.is_main:
             write_run_info(paths, "finished")
+            guard.ended(None, finished=True)
             log.info(f"Done. Outputs are in '{paths.job_dir}'.")
     finally:
+        guard.release()
         close_logging()
         shutdown_runtime(runtime)
 
 
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace) -> str | None:
-    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
-    claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite)
-    if args.resume:
-        return check_resume(cfg, paths, resume_command(args))
-    return None
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, guard: RunGuard) -> str | None:
+    """Lock and claim the output folder (nothing else written yet); with --resume, check the run can go on."""
+    guard.lock()
+    try:
+        claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite, set_aside=guard.set_aside)
+        note = check_resume(cfg, paths, resume_command(args)) if args.resume else None
+    except BaseException:
+        guard.release(refused=True)
+        raise
+    guard.clean_temporaries()
+    return note
+
+
+def data_folders(cfg: CN) -> dict[str, str]:
+    """The folders this run reads images from, by key."""
+    folders = {}
+    if cfg.TRAIN.ENABLE:
+        folders["DATA.TRAIN.PATH"] = cfg.DATA.TRAIN.PATH
+        if not cfg.DATA.VAL.FROM_TRAIN:
+            folders["DATA.VAL.PATH"] = cfg.DATA.VAL.PATH
+    if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST:
+        folders["DATA.TEST.PATH"] = cfg.DATA.TEST.PATH
+    return folders
 
 
 def resume_command(args: argparse.Namespace) -> str:

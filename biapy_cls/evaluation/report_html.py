@@ -305,7 +305,8 @@ def read_history(path: Path) -> list[dict]:
 
 def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> str:
     info = read_run_info(paths)
-    history = read_history(paths.training_log) if cfg.TRAIN.ENABLE else []
+    # A test-only run into a trained job keeps the training run's curves in the report.
+    history = read_history(paths.training_log)
     monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
     parts = [config_section(cfg, paths, info), training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
