@@ -27,6 +27,7 @@ from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.checkpoint_match import check_class_names, check_resumable_model
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
@@ -64,7 +65,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     try:
         # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
         plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, guard))
+        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, guard, plan))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line(args)}")
@@ -102,12 +103,21 @@ def run_from_args(args: argparse.Namespace) -> None:
         shutdown_runtime(runtime)
 
 
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, guard: RunGuard) -> str | None:
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, guard: RunGuard,
+                        plan: DataPlan) -> str | None:
     """Lock and claim the output folder (nothing else written yet); with --resume, check the run can go on."""
+
+    def same_task(checkpoint: dict) -> None:
+        source = str(paths.last_checkpoint)
+        check_class_names(checkpoint, plan.class_names, source)
+        spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, len(plan.class_names),
+                         plan.spec.spatial)
+        check_resumable_model(checkpoint, spec.to_dict(), cfg.MODEL.dump(), source)
+
     guard.lock()
     try:
         claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite, set_aside=guard.set_aside)
-        note = check_resume(cfg, paths, resume_command(args)) if args.resume else None
+        note = check_resume(cfg, paths, resume_command(args), same_task) if args.resume else None
     except BaseException:
         guard.release(refused=True)
         raise
@@ -139,7 +149,10 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
     if cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
-            checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+            source = checkpoint_to_load(cfg, paths)
+            checkpoint = load_checkpoint(source, "checkpoint to start training from")
+            check_class_names(checkpoint, plan.class_names, str(source), fine_tune=True,
+                              skip_unmatched=cfg.MODEL.SKIP_UNMATCHED_LAYERS)
     else:
         checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
         spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})

@@ -134,3 +134,39 @@ def test_stale_checkpoint_temporaries_are_removed_at_start(job, run_biapy):
     assert code == 0, err
     assert not dead.exists() and not old.exists()
     assert fresh.exists()  # could belong to a live write; removed once old
+
+
+def test_resume_with_renamed_class_folders_is_refused_with_both_lists(job, run_biapy):
+    config, out = job
+    before = _snapshot(out)
+    (config.parent / "data" / "train" / "0_zero").rename(config.parent / "data" / "train" / "z_zero")
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "j", "--resume", "TRAIN.EPOCHS", "2",
+                             "TEST.ENABLE", "False")
+    assert code == 2
+    assert "was trained on other class names: checkpoint [0_zero, 1_one" in flat(err)
+    assert "data [1_one, 2_two" in flat(err) and "z_zero]" in flat(err) and "swap class meanings" in flat(err)
+    assert _snapshot(out) == before
+
+
+def test_fine_tuning_on_reordered_classes_is_refused(job, run_biapy):
+    config, out = job
+    train = config.parent / "data" / "train"
+    (train / "0_zero").rename(train / "9_zero")
+    (train / "9_nine").rename(train / "0_nine")
+    checkpoint = out / "j" / "checkpoints" / "j_1-checkpoint-best.pth"
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "ft", "PATHS.CHECKPOINT_FILE",
+                             checkpoint, "MODEL.LOAD_CHECKPOINT", "True", "TEST.ENABLE", "False")
+    assert code == 2 and "was trained on other class names" in flat(err)
+    assert not (out / "ft").exists()
+
+
+def test_resume_with_another_architecture_names_the_setting(job, run_biapy):
+    config, out = job
+    before = _snapshot(out)
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "j", "--resume", "TRAIN.EPOCHS", "2",
+                             "MODEL.ARCHITECTURE", "efficientnet_b0")
+    assert code == 2
+    assert "--resume needs the same model as the checkpoint" in flat(err)
+    assert "MODEL.ARCHITECTURE: checkpoint simple_cnn, now efficientnet_b0" in flat(err)
+    assert len(err) < 1500 and "state_dict" not in err
+    assert _snapshot(out) == before
