@@ -10,6 +10,20 @@ import numpy as np
 from biapy_cls.outputs import atomic_write_text
 
 
+# OWASP's list of first characters that make a spreadsheet read a cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A file or class name made safe for spreadsheets: one apostrophe is put before a name that starts
+    with a formula character (and before a name starting with an apostrophe followed by one of those or
+    another apostrophe), so it is shown as text. The true name is recovered by removing one leading
+    apostrophe when it is followed by = + - @ ' tab or carriage return (docs/outputs.md)."""
+    if value.startswith(FORMULA_START) or (value.startswith("'") and value[1:2] in (*FORMULA_START, "'")):
+        return "'" + value
+    return value
+
+
 def safe_column(name: str) -> str:
     return "prob_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -20,10 +34,11 @@ def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class
     import pandas as pd
 
     pred = probs.argmax(axis=1)
-    table = {"filename": filenames, "class": pred, "class_name": [class_names[k] for k in pred]}
+    names = [csv_text(n) for n in class_names]
+    table = {"filename": [csv_text(f) for f in filenames], "class": pred, "class_name": [names[k] for k in pred]}
     if true_labels is not None:
         table["true_class"] = true_labels
-        table["true_class_name"] = [class_names[k] for k in true_labels]
+        table["true_class_name"] = [names[k] for k in true_labels]
     columns = [safe_column(n) for n in class_names]
     if len(set(columns)) < len(columns):  # names that differ only in characters replaced above
         columns = [f"prob_{k}_{c[5:]}" for k, c in enumerate(columns)]
@@ -45,7 +60,7 @@ def write_test_metrics(results_dir: Path, metrics: dict) -> None:
     names = metrics["confusion_matrix"]["rows_true_cols_predicted"]
     for true_name, row in zip(names, metrics["confusion_matrix"]["matrix"]):
         rows += [("confusion", f"true={true_name} predicted={pred_name}", v) for pred_name, v in zip(names, row)]
-    frame = pd.DataFrame(rows, columns=["metric", "scope", "value"])
+    frame = pd.DataFrame([(m, csv_text(str(scope)), v) for m, scope, v in rows], columns=["metric", "scope", "value"])
     atomic_write_text(results_dir / "test_metrics.csv", frame.to_csv(index=False))
 
 
