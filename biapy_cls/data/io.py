@@ -165,11 +165,22 @@ def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) ->
         return arr[..., :3]  # RGBA PNGs: the alpha channel carries no image content
     if have == 2 and channels == 1:  # grey + alpha
         return arr[..., :1]
-    hint = " or set DATA.FORCE_RGB True to turn grey images into RGB" if have == 1 and channels == 3 else ""
-    raise DataError(
+    if have == 2 and channels == 3 and force_rgb:  # grey + alpha -> RGB, as FORCE_RGB does for grey
+        return np.repeat(arr[..., :1], 3, axis=-1)
+    hint = (" or set DATA.FORCE_RGB True to turn grey (and grey+alpha) images into RGB"
+            if have in (1, 2) and channels == 3 else "")
+    raise ChannelMismatch(
         f"'{path}' has {have} channel(s) but DATA.PATCH_SIZE asks for {channels}. Set the last value of "
-        f"DATA.PATCH_SIZE to {have}{hint}."
+        f"DATA.PATCH_SIZE to {have}{hint}.", path, have, channels
     )
+
+
+class ChannelMismatch(DataError):
+    """An image whose channel count DATA.PATCH_SIZE (or the checkpoint) does not accept."""
+
+    def __init__(self, message: str, path: Path, have: int, channels: int):
+        super().__init__(message)
+        self.path, self.have, self.channels = path, have, channels
 
 
 # Files whose non-finite pixels were already reported by this process (lazy loading reads a file every epoch).

@@ -60,6 +60,16 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"The {what} '{path}' does not exist. Check PATHS.CHECKPOINT_FILE or the run name.")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pth"))[:5]
+        hint = f" It holds {', '.join(inside)}: give the path of one of them." if inside else ""
+        raise CheckpointError(f"The {what} '{path}' is a folder, not a checkpoint file (.pth).{hint}")
+    kind = _file_kind(path)
+    if kind:
+        raise CheckpointError(
+            f"The {what} '{path}' is {kind}, not a PyTorch checkpoint. Give the .pth file written in a biapy-cls "
+            "run's checkpoints/ folder."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
@@ -73,6 +83,26 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
             "that a biapy-cls checkpoint holds). Use a checkpoint from a biapy-cls run's checkpoints/ folder."
         )
     return state
+
+
+def _file_kind(path: Path) -> str | None:
+    """What a file that is clearly no PyTorch file is ('a text file ...'), or None. PyTorch files are zip
+    archives (PK) or, from old versions, pickles (0x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if not head:
+        return "an empty file (0 bytes; perhaps a copy that was cut off)"
+    if head.startswith((b"PK", b"\x80")):
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # binary of some other kind: torch's own message follows
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"a text file (it starts with '{first}')"
 
 
 def rng_state() -> dict:

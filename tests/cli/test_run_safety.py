@@ -170,3 +170,20 @@ def test_resume_with_another_architecture_names_the_setting(job, run_biapy):
     assert "MODEL.ARCHITECTURE: checkpoint simple_cnn, now efficientnet_b0" in flat(err)
     assert len(err) < 1500 and "state_dict" not in err
     assert _snapshot(out) == before
+
+
+def test_a_test_only_run_on_rgb_images_with_a_grey_checkpoint_says_how_to_convert(job, run_biapy):
+    import numpy as np
+    from PIL import Image
+
+    config, out = job
+    rgb = config.parent / "rgb_test" / "0_zero"
+    rgb.mkdir(parents=True)
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(rgb / "x.png")
+    checkpoint = out / "j" / "checkpoints" / "j_1-checkpoint-best.pth"
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "t", "TRAIN.ENABLE", "False",
+                             "PATHS.CHECKPOINT_FILE", checkpoint, "DATA.TEST.PATH", rgb.parent)
+    assert code == 2
+    assert "The checkpoint was trained on images with 1 channel(s) (grey), but the test image" in flat(err)
+    assert "has 3" in flat(err) and "convert them to grey" in flat(err) and "set the last value" not in flat(err)
+    assert not (out / "t").exists()
