@@ -103,8 +103,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def print_error(message: str, title: str = "ERROR") -> None:
     """One readable paragraph on stderr, wrapped to the terminal."""
     width = 100
-    paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
-                  for p in message.split("\n")]  # never break a path: users copy it
+    # Never break a path: users copy it. An indented line is a command to copy and paste: kept whole, since a
+    # line break inside it would run half the command.
+    paragraphs = [p if p.startswith("  ") else
+                  textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+                  for p in message.split("\n")]
     print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
 
 
@@ -144,12 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if _rank() == 0:
             print_error(str(err), title="INTERRUPTED")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+        return err.exit_code
+    except KeyboardInterrupt as err:
         if args.debug:
             raise
-        print_error("stopped by the user (Ctrl-C) before training started; nothing was lost.", title="INTERRUPTED")
-        return EXIT_INTERRUPTED
+        from biapy_cls.signals import exit_code, stop_cause
+
+        print_error(f"stopped by {stop_cause(err)} before training started; nothing was lost.", title="INTERRUPTED")
+        return exit_code(err, EXIT_INTERRUPTED)
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback for users
         if args.debug:
             raise

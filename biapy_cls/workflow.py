@@ -44,6 +44,7 @@ from biapy_cls.models import ModelSpec, build_model
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
 from biapy_cls.run_safety import RunGuard, check_result_dir_outside_data
+from biapy_cls.signals import exit_code, sigterm_as_interrupt, stop_cause
 
 log = logging.getLogger("biapy_cls")
 
@@ -79,15 +80,23 @@ def run_from_args(args: argparse.Namespace) -> None:
                      + f", {torch.get_num_threads()} CPU thread(s) per process")
             log.info(describe(plan))
         try:
-            run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
-        except KeyboardInterrupt:
+            with sigterm_as_interrupt():
+                run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (signals.Terminated)
             if runtime.is_main:
                 write_run_info(paths, "interrupted")
                 guard.ended(paths.last_checkpoint if cfg.TRAIN.ENABLE else None)
             resume = resume_command(args)
-            saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
-                     if paths.last_checkpoint.exists() else "No epoch had completed, so there is nothing to resume.")
-            raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+            if not cfg.TRAIN.ENABLE:
+                saved = ("Only the test was running and nothing is lost: run the same command again to test:\n  "
+                         + command_line(args))
+            elif paths.last_checkpoint.exists():
+                saved = f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
+            else:
+                saved = "No epoch had completed, so there is nothing to resume."
+            stopped = TrainingInterrupted(f"stopped by {stop_cause(err)}. {saved}")
+            stopped.exit_code = exit_code(err, stopped.exit_code)
+            raise stopped from None
         except BaseException:
             if runtime.is_main:
                 write_run_info(paths, "failed")

@@ -187,3 +187,69 @@ def test_a_test_only_run_on_rgb_images_with_a_grey_checkpoint_says_how_to_conver
     assert "The checkpoint was trained on images with 1 channel(s) (grey), but the test image" in flat(err)
     assert "has 3" in flat(err) and "convert them to grey" in flat(err) and "set the last value" not in flat(err)
     assert not (out / "t").exists()
+
+
+def test_sigterm_becomes_an_interrupt_in_the_main_thread():
+    import signal
+
+    from biapy_cls.signals import Terminated, sigterm_as_interrupt
+
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        import time
+
+        time.sleep(5)  # the handler raises before this ends
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def _hint(err: str) -> list[str]:
+    """The command printed on the line after 'Continue with:' / 'to test:', as arguments after 'biapy'."""
+    import shlex
+
+    line = err.split("\n")[err.split("\n").index(next(x for x in err.split("\n") if x.rstrip().endswith(":"))) + 1]
+    args = shlex.split(line.strip())
+    assert args[0] == "biapy"
+    return args[1:]
+
+
+def test_sigterm_during_training_keeps_the_epoch_and_its_resume_hint_works(job, run_biapy, monkeypatch):
+    from biapy_cls.engine import trainer
+    from biapy_cls.signals import Terminated
+
+    config, out = job
+    real = trainer.train_one_epoch
+
+    def terminated_at_second_epoch(setup, current):
+        if current == 1:
+            raise Terminated()  # what the SIGTERM handler raises
+        return real(setup, current)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", terminated_at_second_epoch)
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "s", "TRAIN.EPOCHS", "2")
+    assert code == 143
+    assert "stopped by SIGTERM" in err and "Continue with:" in err
+    assert json.loads((out / "s" / "results" / "s_1" / "run_info.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(trainer, "train_one_epoch", real)
+    code, _, err2 = run_biapy(*_hint(err))
+    assert code == 0, err2
+    assert json.loads((out / "s" / "results" / "s_1" / "run_info.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_during_a_test_only_run_says_to_re_run_and_the_hint_works(job, run_biapy, monkeypatch):
+    from biapy_cls import workflow
+
+    config, out = job
+    checkpoint = out / "j" / "checkpoints" / "j_1-checkpoint-best.pth"
+    real = workflow.predict
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "predict", interrupted)
+    code, _, err = run_biapy("--config", config, "--result_dir", out, "--name", "t", "TRAIN.ENABLE", "False",
+                             "PATHS.CHECKPOINT_FILE", checkpoint)
+    assert code == 130
+    assert "Only the test was running and nothing is lost" in err and "No epoch had completed" not in err
+    monkeypatch.setattr(workflow, "predict", real)
+    code, _, err2 = run_biapy(*_hint(err))
+    assert code == 0, err2
