@@ -81,6 +81,8 @@ def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
+    # Class and run names are text, never TeX: '$^^$' in a name made mathtext fail and the chart crash.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
