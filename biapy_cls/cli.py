@@ -15,6 +15,7 @@ from typing import Sequence
 
 from biapy_cls import __version__
 from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError
+from biapy_cls.logs import printable
 
 EPILOG = """\
 trailing KEY VALUE pairs override the YAML, e.g.:
@@ -108,7 +109,7 @@ def print_error(message: str, title: str = "ERROR") -> None:
     paragraphs = [p if p.startswith("  ") else
                   textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
                   for p in message.split("\n")]
-    print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
+    print(printable(f"{title}: " + "\n".join(paragraphs)), file=sys.stderr, flush=True)
 
 
 def _rank() -> int:

@@ -203,7 +203,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
         os.chmod(tmp, normal_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # surrogateescape: a file or class name that is not valid UTF-8 is written back as its original bytes,
+        # so it round-trips (read with encoding_errors="surrogateescape") instead of failing after training.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biapy_cls.logs import printable
 from biapy_cls.outputs import atomic_write_text
 
 
@@ -127,7 +128,7 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
                 ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
                         label=key.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_title(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}")
+        ax.set_title(printable(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}"), parse_math=False)
         if stem == "lr":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -138,6 +139,7 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
 def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
     """The confusion matrix as a picture: counts, coloured by the fraction of each true class."""
     plt = _figure()
+    class_names, title = [printable(n) for n in class_names], printable(title)  # fonts cannot draw lone surrogates
     cm = np.asarray(matrix, dtype=np.float64)
     frac = np.divide(cm, cm.sum(axis=1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(axis=1, keepdims=True) > 0)
     n = len(class_names)

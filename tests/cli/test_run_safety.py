@@ -253,3 +253,25 @@ def test_ctrl_c_during_a_test_only_run_says_to_re_run_and_the_hint_works(job, ru
     monkeypatch.setattr(workflow, "predict", real)
     code, _, err2 = run_biapy(*_hint(err))
     assert code == 0, err2
+
+
+def test_names_that_are_not_utf8_round_trip(job, run_biapy):
+    """Logging printed '--- Logging error ---' and predictions.csv failed after training."""
+    import pandas as pd
+
+    config, out = job
+    test = config.parent / "data" / "test"
+    bad_class = os.fsdecode(b"9_nine\xff")
+    (test / "9_nine").rename(test / bad_class)
+    train = config.parent / "data" / "train"
+    (train / "9_nine").rename(train / bad_class)
+    victim = sorted((test / bad_class).glob("*.png"))[0]
+    bad_file = os.fsdecode(b"img\xe9\xfe.png")
+    victim.rename(test / bad_class / bad_file)
+    code, stdout, err = run_biapy("--config", config, "--result_dir", out, "--name", "u")
+    assert code == 0, err
+    assert "Logging error" not in err + stdout  # logging reports its own failures on sys.stderr
+    table = pd.read_csv(out / "u" / "results" / "u_1" / "predictions.csv", encoding_errors="surrogateescape")
+    assert f"{bad_class}/{bad_file}" in table["filename"].tolist()
+    assert bad_class in table["true_class_name"].tolist()
+    assert "9_nine\\xff" in (out / "u" / "logs" / "u_1_log.txt").read_text()
