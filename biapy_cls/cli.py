@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from typing import Sequence
@@ -117,8 +118,22 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+def worker_message(text: str) -> str:
+    """The tool's own message out of an error re-raised from a DataLoader worker, which torch wraps in
+    "Caught DataError in DataLoader worker process 0. Original Traceback ...": the same one paragraph
+    as when loading in memory."""
+    if "Original Traceback" not in text:
+        return text
+    last = None
+    for last in re.finditer(r"^biapy_cls\.[\w.]+: ", text, re.M):
+        pass
+    return text[last.end():].strip() if last else text
+
+
 def _report(err: UserError) -> None:
     """Print a user error once per job: rank 0 prints it; other ranks only print errors of their own."""
+    if "Original Traceback" in str(err):
+        err.args = (worker_message(str(err)),)
     rank = _rank()
     if rank == 0:
         print_error(str(err))

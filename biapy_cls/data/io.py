@@ -178,7 +178,8 @@ def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) ->
 class ChannelMismatch(DataError):
     """An image whose channel count DATA.PATCH_SIZE (or the checkpoint) does not accept."""
 
-    def __init__(self, message: str, path: Path, have: int, channels: int):
+    # Defaults: a DataLoader worker re-raises the error in the main process with its message alone.
+    def __init__(self, message: str, path: Path | None = None, have: int = 0, channels: int = 0):
         super().__init__(message)
         self.path, self.have, self.channels = path, have, channels
 
