@@ -1,4 +1,4 @@
-# Two commands: `make demo` (install, write the digits data, train and test) and `make test`.
+# Two commands: `make demo` (install, write the digits data, train and test) and `make test` (lint, then tests).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
@@ -16,4 +16,5 @@ demo: install data
 
 test:
 	$(PIP) install -e ".[test]"
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest

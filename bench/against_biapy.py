@@ -56,14 +56,19 @@ def run_one(name: str, work: Path) -> dict:
 
 
 def table(rows: list[dict], parallel: bool) -> str:
-    lines = ["## Against BiaPy", "",
-             f"`python bench/against_biapy.py` on {cpu_model()}, {os.cpu_count()} cores, load average "
-             f"{os.getloadavg()[0]:.1f} at the end (wall times are noisy when other processes run). BiaPy 3.7.1 figures: issue 8 (10 epochs, same kind of 2-core CPU). "
-             "Ours: the templates in templates/classification/ with TRAIN.EPOCHS 10 (early stopping may end "
-             "sooner), digits from `scripts/make_example_data.py` (3D: `--3d --depth 16`), whole `biapy` command"
-             + (", the three runs at the same time (--parallel)." if parallel else "."),
-             "", "| run | BiaPy 3.7.1 s | BiaPy test accuracy | ours s | ours test accuracy | epochs run |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Against BiaPy",
+        "",
+        f"`python bench/against_biapy.py` on {cpu_model()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (wall times are noisy when other processes run). "
+        "BiaPy 3.7.1 figures: issue 8 (10 epochs, same kind of 2-core CPU). "
+        "Ours: the templates in templates/classification/ with TRAIN.EPOCHS 10 (early stopping may end "
+        "sooner), digits from `scripts/make_example_data.py` (3D: `--3d --depth 16`), whole `biapy` command"
+        + (", the three runs at the same time (--parallel)." if parallel else "."),
+        "",
+        "| run | BiaPy 3.7.1 s | BiaPy test accuracy | ours s | ours test accuracy | epochs run |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         _, _, _, biapy_s, biapy_acc = RUNS[r["name"]]
         lines.append(f"| {r['name']} | {biapy_s} | {biapy_acc:.3f} | {r['seconds']:.0f} | {r['accuracy']:.3f} | "

@@ -24,11 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import torch  # noqa: E402
-
 import augment_throughput  # noqa: E402
 import engine_overhead  # noqa: E402
 import scaling  # noqa: E402
+import torch  # noqa: E402
 
 BEGIN, END = "<!-- bench/run.py begin -->", "<!-- bench/run.py end -->"
 TARGET_RATIO = 0.95
@@ -137,8 +136,13 @@ def scaling_section(rows: list[dict], quick: bool) -> list[str]:
 
 
 def startup_section(result: dict) -> list[str]:
-    lines = ["## 4. Start-up (wall time, fresh processes; --help: median of 3)", "", "| command | seconds |", "|---|---:|",
-             f"| `python -m biapy_cls --help` | {result['help']:.2f} |"]
+    lines = [
+        "## 4. Start-up (wall time, fresh processes; --help: median of 3)",
+        "",
+        "| command | seconds |",
+        "|---|---:|",
+        f"| `python -m biapy_cls --help` | {result['help']:.2f} |",
+    ]
     if result["script_help"] is not None:
         lines.append(f"| `biapy --help` (installed console script) | {result['script_help']:.2f} |")
     lines.append(f"| test-only run from a checkpoint ({result['test_images']} test images, TRAIN.ENABLE False) | "
@@ -173,9 +177,11 @@ def targets_section(engine_rows, scaling_rows, start, batches, own) -> list[str]
         lines.append(f"| {label} | lowest {worst[phase].ratio:.3f} ({worst['model']} {worst['ndim']}) | "
                      f"{ok(worst[phase].ratio >= TARGET_RATIO)} |")
     if engine_rows and own:
-        lines.append("| (engine) expected ratios, from the own cost per batch (low-noise) | lowest "
-                     f"{min(expected_ratio(r, p, batches, own) or 1.0 for r in engine_rows for p in ('train', 'inference')):.3f}"
-                     " | see 'Profiling' below |")
+        lines.append(
+            "| (engine) expected ratios, from the own cost per batch (low-noise) | lowest "
+            f"{min(expected_ratio(r, p, batches, own) or 1.0 for r in engine_rows for p in ('train', 'inference')):.3f}"
+            " | see 'Profiling' below |"
+        )
     memory = [r for r in scaling_rows if r["in_memory"]]
     lazy = [r for r in scaling_rows if not r["in_memory"]]
     if memory:

@@ -13,7 +13,7 @@ import argparse
 import time
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.engine.losses import ClassificationLoss

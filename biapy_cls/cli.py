@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from biapy_cls import __version__
 from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError

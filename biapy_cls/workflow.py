@@ -21,19 +21,36 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
 from biapy_cls.config import load_config
-from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
-from biapy_cls.data.plan import DataPlan, describe, plan_test_data, plan_training_data
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.crossval import all_folds, run_all_folds
+from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.plan import (
+    DataPlan,
+    data_notes,
+    describe,
+    plan_test_data,
+    plan_training_data,
+    write_filtered_samples,
+)
+from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
 from biapy_cls.engine.checkpoint_match import check_class_names, check_resumable_model
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
-from biapy_cls.engine.optim import LRSchedule, build_optimizer
+from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
 from biapy_cls.engine.resume import check_resume
-from biapy_cls.engine.runtime import (Runtime, amp_dtype, barrier, run_on_main, seed_everything, setup_runtime,
-                                      shutdown_runtime, unwrap)
+from biapy_cls.engine.runtime import (
+    Runtime,
+    amp_dtype,
+    barrier,
+    run_on_main,
+    seed_everything,
+    setup_runtime,
+    shutdown_runtime,
+    unwrap,
+)
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
 from biapy_cls.errors import CheckpointError, TrainingInterrupted
 from biapy_cls.evaluation.metrics import format_report, test_metrics
@@ -62,11 +79,25 @@ def run_from_args(args: argparse.Namespace) -> None:
     check_result_dir_outside_data(paths.job_dir, data_folders(cfg))
     check_writable(paths.job_dir)
     runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
-    guard = RunGuard(paths)
+    try:
+        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
+            run_all_folds(args, cfg, notices, paths, runtime, run_one)
+        else:
+            run_one(args, cfg, notices, paths, runtime)
+    finally:
+        close_logging()
+        shutdown_runtime(runtime)
+
+
+def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
+            resume: bool | None = None) -> None:
+    """One run: plan, lock and claim the run folder, train and/or test. `resume` defaults to --resume."""
+    resume = args.resume if resume is None else resume
+    guard = RunGuard(paths)  # the run lock and --overwrite's safety copy (run_safety)
     try:
         # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
         plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, guard, plan))
+        resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume, guard, plan))
         setup_logging(paths.log_file, runtime.is_main)
         if runtime.is_main:
             log.info(f"biapy-cls {__version__}: {command_line(args)}")
@@ -75,23 +106,25 @@ def run_from_args(args: argparse.Namespace) -> None:
             if resume_note:
                 log.info(resume_note)
             atomic_write_text(paths.config_file, cfg.dump())
-            write_run_info(paths, "running", command=command_line(args), version=__version__)
+            write_run_info(paths, "running", command=command_line(args), version=__version__,
+                           data_notes=data_notes(plan))
             log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
                      + f", {torch.get_num_threads()} CPU thread(s) per process")
             log.info(describe(plan))
+            write_filtered_samples(paths, plan)
         try:
             with sigterm_as_interrupt():
-                run_classification(cfg, paths, runtime, plan, checkpoint, resume=args.resume)
+                run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (signals.Terminated)
             if runtime.is_main:
                 write_run_info(paths, "interrupted")
                 guard.ended(paths.last_checkpoint if cfg.TRAIN.ENABLE else None)
-            resume = resume_command(args)
             if not cfg.TRAIN.ENABLE:
                 saved = ("Only the test was running and nothing is lost: run the same command again to test:\n  "
                          + command_line(args))
             elif paths.last_checkpoint.exists():
-                saved = f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  {resume}"
+                saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
+                         f"{resume_command(args)}")
             else:
                 saved = "No epoch had completed, so there is nothing to resume."
             stopped = TrainingInterrupted(f"stopped by {stop_cause(err)}. {saved}")
@@ -108,11 +141,9 @@ def run_from_args(args: argparse.Namespace) -> None:
             log.info(f"Done. Outputs are in '{paths.job_dir}'.")
     finally:
         guard.release()
-        close_logging()
-        shutdown_runtime(runtime)
 
 
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, guard: RunGuard,
+def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool, guard: RunGuard,
                         plan: DataPlan) -> str | None:
     """Lock and claim the output folder (nothing else written yet); with --resume, check the run can go on."""
 
@@ -125,8 +156,8 @@ def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, guar
 
     guard.lock()
     try:
-        claim_run(paths, cfg.TRAIN.ENABLE, args.resume, args.overwrite, set_aside=guard.set_aside)
-        note = check_resume(cfg, paths, resume_command(args), same_task) if args.resume else None
+        claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite, set_aside=guard.set_aside)
+        note = check_resume(cfg, paths, resume_command(args), same_task) if resume else None
     except BaseException:
         guard.release(refused=True)
         raise
@@ -168,7 +199,8 @@ def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
         if cfg.DATA.PATCH_SIZE and tuple(cfg.DATA.PATCH_SIZE) != (*spec.spatial, spec.channels):
             log.warning(f"DATA.PATCH_SIZE {tuple(cfg.DATA.PATCH_SIZE)} differs from the checkpoint's "
                         f"{(*spec.spatial, spec.channels)}; the checkpoint's size is used.")
-        plan = DataPlan(list(checkpoint["class_names"]), spec)
+        preprocess = test_only_preprocessing(cfg, checkpoint.get("preprocess"), spec.channels, spec.force_rgb)
+        plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
     return plan, checkpoint
@@ -231,7 +263,8 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
-                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump()}
+                "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
+                "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
     if cfg.TRAIN.ENABLE:
         model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
@@ -262,7 +295,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     """Initial weights for training (a checkpoint to fine-tune, or timm weights), then frozen layers.
     A resumed run gets its weights from its last checkpoint instead, but the same layers frozen."""
     if not resume and checkpoint is not None:
-        load_fine_tune(model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS)
+        load_fine_tune(
+            model, checkpoint, model_spec, str(checkpoint_to_load(cfg, paths)), cfg.MODEL.SKIP_UNMATCHED_LAYERS
+        )
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
@@ -272,13 +307,16 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
           normalizer: Normalizer, payload, resume: bool) -> torch.nn.Module:
     workers, pin = num_workers(cfg), cfg.SYSTEM.PIN_MEM and runtime.cuda
     batch = cfg.TRAIN.BATCH_SIZE
-    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images")
-    train_loader = build_loader(train_set, batch, cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
+    train_set = build_dataset(plan.train, plan.spec, cfg.DATA.TRAIN.IN_MEMORY, "Loading training images",
+                              preprocess=plan.preprocess_for("TRAIN"))
+    train_loader = build_loader(replicate(train_set, cfg.DATA.TRAIN.REPLICATE), batch,
+                                cfg.AUGMENTOR.SHUFFLE_TRAIN_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                 workers, pin, runtime.rank, runtime.world_size, train=True)
     val_loader = None
     if plan.val is not None:
         val_in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images")
+        val_set = build_dataset(plan.val, plan.spec, val_in_memory, "Loading validation images",
+                                preprocess=plan.preprocess_for("VAL"))
         val_loader = build_loader(val_set, batch, cfg.AUGMENTOR.SHUFFLE_VAL_DATA_EACH_EPOCH, cfg.SYSTEM.SEED,
                                   workers, pin, runtime.rank, runtime.world_size)
     if normalizer.needs_fit:
@@ -304,7 +342,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         model=model,
         criterion=build_criterion(cfg, plan.train.labels, n_classes).to(runtime.device),
         optimizer=optimizer,
-        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor]),
+        schedule=LRSchedule(cfg, optimizer, steps_per_epoch, MONITORS[monitor],
+                            auto_warmup_steps(cfg, unwrap(model), steps_per_epoch)),
         train_loader=train_loader,
         val_loader=val_loader,
         prepare=make_prepare(normalizer, augmenter, runtime),
@@ -325,19 +364,30 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+        layout, ours = int(state["model_spec"].get("layout", 1)), payload()["model_spec"]["layout"]
+        if layout != ours:  # a run started before its architecture changed (docs/models.md)
+            raise CheckpointError(
+                f"'{paths.last_checkpoint}' holds a {cfg.MODEL.ARCHITECTURE} of model layout {layout}, from an older "
+                f"biapy-cls; this one builds layout {ours}, so the run cannot be resumed. Test with its best "
+                "checkpoint (TRAIN.ENABLE False, MODEL.LOAD_CHECKPOINT True), or start a new run.")
         unwrap(model).load_state_dict(state["model_state"])
         restore_training_state(setup, state["training"])
         log.info(f"Resuming after epoch {setup.start_epoch} of {setup.epochs} from '{paths.last_checkpoint}'.")
     log.info(f"Training for up to {setup.epochs} epochs, {len(train_loader)} batches of {batch} per epoch"
              + (" per process" if runtime.distributed else "")
              + (f", one optimizer step every {accum} batches" if accum > 1 else "")
-             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} ({cfg.TRAIN.LR_SCHEDULER.NAME or 'constant'})"
+             + (f", each image {replicas} times (DATA.TRAIN.REPLICATE)" if (replicas := cfg.DATA.TRAIN.REPLICATE) > 1
+                else "")
+             + f"; {cfg.TRAIN.OPTIMIZER}, lr {cfg.TRAIN.LR:g} "
+             + f"({cfg.TRAIN.LR_SCHEDULER.NAME or describe_constant(setup.schedule)})"
              + (f", mixed precision {str(amp).removeprefix('torch.')}" if amp else "")
              + f"; best checkpoint and early stopping on {monitor}")
     start = time.perf_counter()
     fit(setup)
     stopper = setup.early_stopping
-    best = f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    best = (
+        f"; best {stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}" if stopper.best is not None else ""
+    )
     log.info(f"Training finished in {time.perf_counter() - start:.1f} s{best}.")
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
@@ -348,7 +398,8 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
 
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
          normalizer: Normalizer) -> None:
-    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images")
+    test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
+                             preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
                           cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
     start = time.perf_counter()
@@ -365,15 +416,23 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None))
+        write_report(
+            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
+        )
         return
     metrics = test_metrics(labels, probs, plan.class_names)
     write_test_metrics(paths.results_dir, metrics)
-    plot_confusion(metrics["confusion_matrix"]["matrix"], plan.class_names,
-                   paths.charts_dir / f"{paths.run_name}_confusion_matrix.png", f"Test confusion matrix - {paths.run_name}")
+    plot_confusion(
+        metrics["confusion_matrix"]["matrix"],
+        plan.class_names,
+        paths.charts_dir / f"{paths.run_name}_confusion_matrix.png",
+        f"Test confusion matrix - {paths.run_name}",
+    )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics))
+    write_report(
+        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
+    )
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:
@@ -381,5 +440,7 @@ def test_summary(metrics: dict, names: list[str]) -> str:
     keys = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
             "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
     names = list(names) or ["accuracy", "balanced_accuracy", "f1"]
-    values = [f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None]
+    values = [
+        f"{name.replace('_', ' ')}: {metrics[keys[name]]:.4f}" for name in names if metrics.get(keys[name]) is not None
+    ]
     return "Test " + "  ".join(values)

@@ -89,7 +89,9 @@ def plan_copies(pairs: list[tuple[str, str]], images_dir: Path) -> list[tuple[Pa
             problems.append(f"'{name}' is listed with two classes ('{classes[name]}' and '{label}')")
     missing = [name for name in classes if not (images_dir / name).is_file()]
     if missing:
-        problems.append(f"{len(missing)} file(s) listed in the CSV do not exist under '{images_dir}': {_listing(missing)}")
+        problems.append(
+            f"{len(missing)} file(s) listed in the CSV do not exist under '{images_dir}': {_listing(missing)}"
+        )
     if problems:
         raise ScriptError("Nothing was written. " + "; ".join(problems) + ".")
     base_counts = Counter((safe_folder_name(label), Path(name).name) for name, label in classes.items())
@@ -133,7 +135,11 @@ def convert(csv_path: Path, images_dir: Path, out_dir: Path, mode: str = "copy",
         try:
             place(source, dest, mode)
         except OSError as e:
-            hint = " Hard links only work within one file system: use --mode copy or symlink." if mode == "hardlink" else ""
+            hint = (
+                " Hard links only work within one file system: use --mode copy or symlink."
+                if mode == "hardlink"
+                else ""
+            )
             raise ScriptError(f"Could not {mode} '{source}' to '{dest}': {e.strerror or e}.{hint}") from None
         counts[rel.parts[0]] += 1
     return counts
@@ -147,9 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["copy", "hardlink", "symlink"], default="copy",
                         help="copy the images (default), hard-link them (no extra space, same file system) or "
                              "symlink them (no extra space; the originals must stay where they are)")
-    parser.add_argument("--filename-column", default="filename", help="header of the filename column (default filename)")
+    parser.add_argument(
+        "--filename-column", default="filename", help="header of the filename column (default filename)"
+    )
     parser.add_argument("--class-column", default="class", help="header of the class column (default class)")
-    parser.add_argument("--no-header", action="store_true", help="the CSV has no header row: column 1 = filename, 2 = class")
+    parser.add_argument(
+        "--no-header", action="store_true", help="the CSV has no header row: column 1 = filename, 2 = class"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace files that already exist in out_dir")
     args = parser.parse_args(argv)
     try:
@@ -159,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
-    print(f"Wrote {sum(counts.values())} images ({args.mode}) in {len(counts)} class folders under {args.out_dir} ({summary}).")
+    print(
+        f"Wrote {sum(counts.values())} images ({args.mode}) in {len(counts)} class folders under {args.out_dir} "
+        f"({summary})."
+    )
     return 0
 
 

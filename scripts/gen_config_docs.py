@@ -87,7 +87,9 @@ def parse_defaults(path: Path = DEFAULTS) -> list[Entry]:
     nodes = sorted((n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Assign, ast.AnnAssign))),
                    key=lambda n: n.lineno)
     for node in nodes:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for target in targets:
             key = _dotted_target(target)
             if key and key not in entries:
@@ -237,7 +239,9 @@ def undocumented_keys() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the file is out of date")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"file to write or check (default {OUTPUT.relative_to(ROOT)})")
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help=f"file to write or check (default {OUTPUT.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
 
     text = render()

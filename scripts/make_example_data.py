@@ -66,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", help="folder to create; train/ and test/ are written inside")
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of each class for test (default 0.2)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="fraction of each class for test (default 0.2)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     parser.add_argument("--format", choices=["png", "tif", "npy", "bmp", "jpg"], default="png", help="file format")
-    parser.add_argument("--copies", type=int, default=1, help="write the training set this many times (for scaling tests)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="write the training set this many times (for scaling tests)"
+    )
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images of each class (0 = all)")
     parser.add_argument("--3d", dest="volumes", action="store_true",
                         help="write 3D volumes (tif stacks, z,y,x): each digit extruded along z with per-slice jitter")
@@ -101,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 image = extrude(images[i], args.depth, rng) if args.volumes else images[i]
                 write_image(out / split / CLASS_NAMES[labels[i]] / f"digit_{i:04d}{suffix}", image, fmt)
     shape = f"{args.depth}x{args.size}x{args.size}" if args.volumes else f"{args.size}x{args.size}"
-    print(f"Wrote {len(train_idx) * args.copies} training and {len(test_idx)} test {'volumes' if args.volumes else 'images'} "
-          f"({shape} {fmt}) to {out}/train and {out}/test.")
+    print(
+        f"Wrote {len(train_idx) * args.copies} training and {len(test_idx)} test "
+        f"{'volumes' if args.volumes else 'images'} "
+        f"({shape} {fmt}) to {out}/train and {out}/test."
+    )
     return 0
 
 

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = get_cfg_defaults().MODEL
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); batch {args.batch}, {args.steps} steps\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); batch {args.batch}, {args.steps} steps\n"
+    )
     print("| architecture | input | parameters | training images/s (CPU) |")
     print("|---|---|---:|---:|")
     for arch in args.archs:

@@ -51,7 +51,9 @@ def class_names(labels: str | None, labels_json: Path | None, n_classes: int) ->
         except (OSError, ValueError) as e:
             raise ScriptError(f"Cannot read the class names from '{labels_json}': {e}.") from None
         except KeyError as e:
-            raise ScriptError(f"'{labels_json}' must map every index 0..{len(table) - 1} to a name; {e} is missing.") from None
+            raise ScriptError(
+                f"'{labels_json}' must map every index 0..{len(table) - 1} to a name; {e} is missing."
+            ) from None
     elif labels:
         names = [name.strip() for name in labels.split(",")]
     else:
@@ -123,7 +125,9 @@ def convert(npz_path: Path, out_dir: Path, fmt: str = "auto", labels: str | None
         raise ScriptError("PNG holds 2D images only; write 3D volumes with --format tif.")
     for split, (images, split_labels) in arrays.items():
         if len(images) != len(split_labels):
-            raise ScriptError(f"{split}_images has {len(images)} images but {split}_labels has {len(split_labels)} labels.")
+            raise ScriptError(
+                f"{split}_images has {len(images)} images but {split}_labels has {len(split_labels)} labels."
+            )
         if len(split_labels) and split_labels.min() < 0:
             raise ScriptError(f"{split}_labels holds a negative class index ({split_labels.min()}).")
     n_classes = int(max(lab.max() for _, lab in arrays.values() if len(lab))) + 1

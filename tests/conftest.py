@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -61,6 +62,24 @@ def write_yaml(path: Path, cfg: dict) -> Path:
     return path
 
 
+def run_config(run_biapy, tmp_path: Path, cfg: dict, *extra: str):
+    """Run the CLI on `cfg` (written to tmp_path/config.yaml) as job 'job' under tmp_path/out."""
+    config = write_yaml(tmp_path / "config.yaml", cfg)
+    return run_biapy("--config", config, "--result_dir", tmp_path / "out", "--name", "job", *extra)
+
+
+def check_user_error(result, *words: str) -> str:
+    """A user error as a user sees it: exit code 2, one 'ERROR:' paragraph holding `words`, no traceback."""
+    code, out, err = result
+    assert code == 2, f"exit code {code}\n{out}\n{err}"
+    assert "Traceback" not in out + err
+    assert err.startswith("ERROR: ")
+    message = " ".join(err.split())  # the paragraph, unwrapped
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    return message
+
+
 @pytest.fixture
 def run_biapy(capsys):
     """Run `biapy ARGS` in this process; returns (exit code, stdout, stderr)."""
@@ -86,6 +105,29 @@ def fresh_logger():
         logger.removeHandler(handler)
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
+
+
+def assert_self_contained(text: str) -> None:
+    """No file, page or network resource referenced: every src is a data: URI, links stay in the page."""
+    sources = re.findall(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", text, flags=re.I)
+    assert all(s.startswith("data:image/png;base64,") for s in sources), sources
+    links = re.findall(r"""\bhref\s*=\s*["']?([^"'\s>]*)""", text, flags=re.I)
+    assert all(link.startswith("#") for link in links), links
+    assert "http:" not in text and "https:" not in text and "url(" not in text and "@import" not in text
+
+
+@pytest.fixture(autouse=True)
+def training_needs_the_slow_marker(request, monkeypatch):
+    """Fail a test that trains a model in this process without `@pytest.mark.slow`, so that
+    `pytest -m "not slow"` stays the quick loop it promises to be."""
+    if request.node.get_closest_marker("slow") is None:
+        from biapy_cls import workflow
+
+        def refuse(*args, **kwargs):
+            pytest.fail(f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow", pytrace=False)
+
+        monkeypatch.setattr(workflow, "fit", refuse)
+    yield
 
 
 def interrupt_at_epoch(monkeypatch, epoch: int):

@@ -11,6 +11,8 @@ import re
 
 from yacs.config import CfgNode as CN
 
+from biapy_cls.data.filters import check_filter_cfg
+from biapy_cls.data.preprocess import check_preprocess_cfg
 from biapy_cls.errors import ConfigError
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
@@ -48,6 +50,7 @@ RANGES = {
     "SYSTEM.SEED": (0, 2**32 - 1, "between 0 and 4294967295 (2**32 - 1, what numpy's generator accepts)"),
     "DATA.VAL.SPLIT_TRAIN": (0.0, 1.0, "between 0 and 1 (exclusive), e.g. 0.1"),
     "DATA.VAL.CROSS_VAL_NFOLD": (2, None, "at least 2"),
+    "DATA.TRAIN.REPLICATE": (0, None, "0 or more (0 and 1 show each image once per epoch)"),
     "AUGMENTOR.DA_PROB": (0.0, 1.0, "between 0 and 1"),
     "AUGMENTOR.AUG_NUM_SAMPLES": (1, None, "at least 1"),
     "AUGMENTOR.E_SIGMA": (0.0, None, "0 or more (pixels)"),
@@ -111,7 +114,11 @@ def _check_probability(cfg: CN, key: str, errors: list[str]) -> None:
 
 def _check_pair(cfg: CN, key: str, errors: list[str]) -> None:
     value = _get(cfg, key)
-    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or value[0] > value[1]:
+    if (
+        len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or value[0] > value[1]
+    ):
         errors.append(f"{key} is {tuple(value)}; it must be two numbers (low, high) with low <= high.")
 
 
@@ -139,19 +146,25 @@ def _check_training(cfg: CN, errors: list[str]) -> None:
             errors.append(f"TRAIN.LR_SCHEDULER.MIN_LR ({sched.MIN_LR}) must be lower than TRAIN.LR ({train.LR}): "
                           "warmupcosine decays from TRAIN.LR down to MIN_LR.")
         if warmup < 0:
-            errors.append("TRAIN.LR_SCHEDULER.NAME is warmupcosine, so set TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS "
-                          "to the number of warm-up epochs (0 or more, e.g. 5).")
+            errors.append(
+                "TRAIN.LR_SCHEDULER.NAME is warmupcosine, so set TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS "
+                "to the number of warm-up epochs (0 or more, e.g. 5)."
+            )
         elif warmup > train.EPOCHS:
             errors.append(f"TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS ({warmup}) is more than TRAIN.EPOCHS "
                           f"({train.EPOCHS}): the warm-up would never end. Lower it or raise TRAIN.EPOCHS.")
     if name == "reduceonplateau":
         patience = sched.REDUCEONPLATEAU_PATIENCE
         if patience < 1:
-            errors.append("TRAIN.LR_SCHEDULER.NAME is reduceonplateau, so set TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE "
-                          "to the epochs without improvement before the learning rate is lowered (at least 1).")
+            errors.append(
+                "TRAIN.LR_SCHEDULER.NAME is reduceonplateau, so set TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE "
+                "to the epochs without improvement before the learning rate is lowered (at least 1)."
+            )
         elif train.PATIENCE != -1 and patience >= train.PATIENCE:
-            errors.append(f"TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE ({patience}) must be less than TRAIN.PATIENCE "
-                          f"({train.PATIENCE}), or early stopping ends training before the learning rate is ever lowered.")
+            errors.append(
+                f"TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE ({patience}) must be less than TRAIN.PATIENCE "
+                f"({train.PATIENCE}), or early stopping ends training before the learning rate is ever lowered."
+            )
         if not 0 < sched.REDUCEONPLATEAU_FACTOR < 1:
             errors.append(f"TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_FACTOR is {sched.REDUCEONPLATEAU_FACTOR}; it must be "
                           "between 0 and 1 (exclusive), e.g. 0.5.")
@@ -195,7 +208,11 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
     for key, (low, high, text) in AUG_PAIR_BOUNDS.items():
         value = aug[key]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        if numeric and len(value) == 2 and ((low is not None and min(value) < low) or (high is not None and max(value) > high)):
+        if (
+            numeric
+            and len(value) == 2
+            and ((low is not None and min(value) < low) or (high is not None and max(value) > high))
+        ):
             errors.append(f"AUGMENTOR.{key} is {tuple(value)}; it must hold {text}.")
     for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS"):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in aug[key]):
@@ -217,8 +234,10 @@ def _check_normalization(cfg: CN, errors: list[str]) -> None:
     for side in ("LOWER", "UPPER"):
         perc, value = clip[f"{side}_PERC"], clip[f"{side}_VALUE"]
         if value == -1 and not 0 <= perc <= 100:
-            errors.append(f"DATA.NORMALIZATION.PERC_CLIP.ENABLE is True, so set DATA.NORMALIZATION.PERC_CLIP.{side}_PERC "
-                          f"(a percentile between 0 and 100, now {perc}) or {side}_VALUE (a value in raw units).")
+            errors.append(
+                f"DATA.NORMALIZATION.PERC_CLIP.ENABLE is True, so set DATA.NORMALIZATION.PERC_CLIP.{side}_PERC "
+                f"(a percentile between 0 and 100, now {perc}) or {side}_VALUE (a value in raw units)."
+            )
     low = clip.LOWER_VALUE if clip.LOWER_VALUE != -1 else None
     high = clip.UPPER_VALUE if clip.UPPER_VALUE != -1 else None
     if low is not None and high is not None and low >= high:
@@ -263,7 +282,9 @@ def check_config(cfg: CN) -> list[str]:
     ndim = cfg.PROBLEM.NDIM
     patch = cfg.DATA.PATCH_SIZE
     want = 4 if ndim == "3D" else 3
-    if len(patch) and (len(patch) != want or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch)):
+    if len(patch) and (
+        len(patch) != want or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch)
+    ):
         form = "(z, y, x, channels)" if ndim == "3D" else "(y, x, channels)"
         errors.append(
             f"DATA.PATCH_SIZE is {tuple(patch)}, but a {ndim} run needs {want} positive integers {form}, "
@@ -281,8 +302,9 @@ def check_config(cfg: CN) -> list[str]:
     val = cfg.DATA.VAL
     if val.CROSS_VAL and not val.FROM_TRAIN:
         errors.append("DATA.VAL.CROSS_VAL needs DATA.VAL.FROM_TRAIN True (the folds are cut from the training set).")
-    if val.CROSS_VAL and not 1 <= val.CROSS_VAL_FOLD <= val.CROSS_VAL_NFOLD:
-        errors.append(f"DATA.VAL.CROSS_VAL_FOLD is {val.CROSS_VAL_FOLD}; it must be between 1 and CROSS_VAL_NFOLD ({val.CROSS_VAL_NFOLD}).")
+    if val.CROSS_VAL and not (1 <= val.CROSS_VAL_FOLD <= val.CROSS_VAL_NFOLD or val.CROSS_VAL_FOLD == -1):
+        errors.append(f"DATA.VAL.CROSS_VAL_FOLD is {val.CROSS_VAL_FOLD}; it must be between 1 and CROSS_VAL_NFOLD "
+                      f"({val.CROSS_VAL_NFOLD}), or -1 (or 'all') to run every fold.")
     if cfg.DATA.TEST.USE_VAL_AS_TEST and not (cfg.TRAIN.ENABLE and val.FROM_TRAIN):
         errors.append("DATA.TEST.USE_VAL_AS_TEST needs TRAIN.ENABLE True and DATA.VAL.FROM_TRAIN True.")
 
@@ -294,11 +316,14 @@ def check_config(cfg: CN) -> list[str]:
         _check_pair(cfg, f"AUGMENTOR.{key}", errors)
     _check_augmentation(cfg, errors, notices)
     _check_normalization(cfg, errors)
+    check_preprocess_cfg(cfg, errors)
+    check_filter_cfg(cfg, errors)
 
     arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
     if arch not in available_architectures():
         errors.append(
-            f"MODEL.ARCHITECTURE '{cfg.MODEL.ARCHITECTURE}' is not known. Valid: {', '.join(available_architectures())}."
+            f"MODEL.ARCHITECTURE '{cfg.MODEL.ARCHITECTURE}' is not known. "
+            f"Valid: {', '.join(available_architectures())}."
         )
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
@@ -324,7 +349,9 @@ def check_config(cfg: CN) -> list[str]:
     if train.ENABLE and not cfg.DATA.TRAIN.PATH:
         errors.append("TRAIN.ENABLE is True but DATA.TRAIN.PATH is empty: set it to your training folder.")
     if train.ENABLE and not val.FROM_TRAIN and not val.PATH:
-        errors.append("DATA.VAL.FROM_TRAIN is False but DATA.VAL.PATH is empty: set the validation folder, or FROM_TRAIN True.")
+        errors.append(
+            "DATA.VAL.FROM_TRAIN is False but DATA.VAL.PATH is empty: set the validation folder, or FROM_TRAIN True."
+        )
     if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST and not cfg.DATA.TEST.PATH:
         errors.append("TEST.ENABLE is True but DATA.TEST.PATH is empty: set it to your test folder.")
     if errors:

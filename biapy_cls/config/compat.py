@@ -50,6 +50,7 @@ LISTS_OF_ONE = {
 # (BIAPY_DEFAULTS, by exact name) and not UNSUPPORTED; the section prefix picks the explanation.
 SEGMENTATION = "a segmentation setting"
 FROM_COMMAND_LINE = "output folders and names come from --result_dir, --name and --run_id"
+WHOLE_IMAGES = "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"
 NOT_USED_WHY = [
     ("PROBLEM.SEMANTIC_SEG.", "a semantic segmentation setting"),
     ("PROBLEM.INSTANCE_SEG.", "an instance segmentation setting"),
@@ -71,9 +72,9 @@ NOT_USED_WHY = [
     ("DATA.TEST.MEDIAN_PADDING", "a patch-cropping setting for segmentation"),
     ("DATA.TEST.BINARY_MASKS", SEGMENTATION),
     ("DATA.TEST.ARGMAX_TO_OUTPUT", SEGMENTATION),
-    ("DATA.TRAIN.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
-    ("DATA.VAL.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
-    ("DATA.TEST.", "a segmentation, detection or Zarr/H5 setting: classification reads whole images from class folders"),
+    ("DATA.TRAIN.", WHOLE_IMAGES),
+    ("DATA.VAL.", WHOLE_IMAGES),
+    ("DATA.TEST.", WHOLE_IMAGES),
     ("AUGMENTOR.COUT_APPLY_TO_MASK", "cutout of segmentation masks; classification has no masks"),
     ("MODEL.CONVNEXT_", "a U-NeXt setting"),
     ("MODEL.MAE_", "a masked-autoencoder setting"),
@@ -111,16 +112,6 @@ UNSUPPORTED_KEYS = [
     "DATA.TRAIN.EXTRACT_RANDOM_PATCH",
     "DATA.RESOLUTION_NORM.ENABLE",
     "DATA.RESOLUTION_NORM.TARGET_RESOLUTION",
-    *[f"DATA.PREPROCESS.{k}" for k in (
-        "TRAIN", "VAL", "TEST", "RESIZE.ENABLE", "RESIZE.OUTPUT_SHAPE", "RESIZE.ORDER", "RESIZE.MODE", "RESIZE.CVAL",
-        "RESIZE.CLIP", "RESIZE.PRESERVE_RANGE", "RESIZE.ANTI_ALIASING", "ZOOM.ENABLE", "ZOOM.ZOOM_FACTOR",
-        "GAUSSIAN_BLUR.ENABLE", "GAUSSIAN_BLUR.SIGMA", "GAUSSIAN_BLUR.MODE", "GAUSSIAN_BLUR.CHANNEL_AXIS",
-        "MEDIAN_BLUR.ENABLE", "MEDIAN_BLUR.KERNEL_SIZE", "MATCH_HISTOGRAM.ENABLE", "MATCH_HISTOGRAM.REFERENCE_PATH",
-        "CLAHE.ENABLE", "CLAHE.KERNEL_SIZE", "CLAHE.CLIP_LIMIT", "CANNY.ENABLE", "CANNY.LOW_THRESHOLD",
-        "CANNY.HIGH_THRESHOLD")],
-    "DATA.TRAIN.REPLICATE",
-    *[f"DATA.{split}.FILTER_SAMPLES.{k}" for split in ("TRAIN", "VAL", "TEST")
-      for k in ("ENABLE", "PROPS", "VALUES", "SIGNS", "NORM_BEFORE")],
     *[f"AUGMENTOR.{k}" for k in (
         "CUTBLUR", "CUTBLUR_PROB", "CBLUR_SIZE", "CBLUR_DOWN_RANGE", "CBLUR_INSIDE",
         "CUTMIX", "CUTMIX_PROB", "CMIX_SIZE",

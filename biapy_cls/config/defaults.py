@@ -40,9 +40,11 @@ _C.DATA.FORCE_RGB = False
 _C.DATA.REFLECT_TO_COMPLETE_SHAPE = False
 
 _C.DATA.NORMALIZATION = CN()
-# Intensity normalisation: div (by the dtype's range, 255 or 65535), scale_range (per-image min-max) or zero_mean_unit_variance.
+# Intensity normalisation: div (by the dtype's range, 255 or 65535), scale_range (per-image min-max) or
+# zero_mean_unit_variance.
 _C.DATA.NORMALIZATION.TYPE = "zero_mean_unit_variance"
-# Where statistics not given below come from: each 'image' ('patch' is the same here), or the whole training set ('dataset', computed once and stored in the checkpoint).
+# Where statistics not given below come from: each 'image' ('patch' is the same here), or the whole training set
+# ('dataset', computed once and stored in the checkpoint).
 _C.DATA.NORMALIZATION.MEASURE_BY = "image"
 _C.DATA.NORMALIZATION.ZERO_MEAN_UNIT_VAR = CN()
 # Mean subtracted by zero_mean_unit_variance, in the images' raw units; -1 = measured (see MEASURE_BY).
@@ -66,6 +68,22 @@ _C.DATA.TRAIN = CN()
 _C.DATA.TRAIN.PATH = ""
 # Decode the training images once into memory (fast) instead of reading them from disk every epoch.
 _C.DATA.TRAIN.IN_MEMORY = True
+# Show every training image this many times per epoch (0 or 1 = once), e.g. to make short epochs of a small set longer.
+_C.DATA.TRAIN.REPLICATE = 0
+
+_C.DATA.TRAIN.FILTER_SAMPLES = CN()
+# Remove training images that meet any group of conditions below (before training; listed in
+# results/RUN/filtered_samples.csv).
+_C.DATA.TRAIN.FILTER_SAMPLES.ENABLE = False
+# Groups of image properties ('mean', 'min', 'max' of the image as read), e.g. [['mean'], ['min', 'max']]; an image
+# meeting every condition of any group is removed.
+_C.DATA.TRAIN.FILTER_SAMPLES.PROPS = []
+# The value each property is compared with, in the same nesting as PROPS, e.g. [[10], [0, 255]].
+_C.DATA.TRAIN.FILTER_SAMPLES.VALUES = []
+# The comparison of each property with its value: 'gt' (>), 'ge' (>=), 'lt' (<), 'le' (<=), nested as PROPS.
+_C.DATA.TRAIN.FILTER_SAMPLES.SIGNS = []
+# Measure the properties on the image normalised by DATA.NORMALIZATION (statistics per image) instead of raw values.
+_C.DATA.TRAIN.FILTER_SAMPLES.NORM_BEFORE = False
 
 _C.DATA.VAL = CN()
 # Take the validation set from the training set (stratified split) instead of from DATA.VAL.PATH.
@@ -78,12 +96,26 @@ _C.DATA.VAL.RANDOM = True
 _C.DATA.VAL.CROSS_VAL = False
 # Number of cross-validation folds.
 _C.DATA.VAL.CROSS_VAL_NFOLD = 5
-# Fold (1..CROSS_VAL_NFOLD) used for validation.
+# Fold (1..CROSS_VAL_NFOLD) used for validation; -1 (or 'all') trains every fold in turn, each in its own run, and
+# summarises them.
 _C.DATA.VAL.CROSS_VAL_FOLD = 1
 # Validation images (one sub-folder per training class) when FROM_TRAIN is False.
 _C.DATA.VAL.PATH = ""
 # Keep the validation images in memory.
 _C.DATA.VAL.IN_MEMORY = True
+_C.DATA.VAL.FILTER_SAMPLES = CN()
+# Remove validation images that meet any group of conditions below (before training; listed in
+# results/RUN/filtered_samples.csv).
+_C.DATA.VAL.FILTER_SAMPLES.ENABLE = False
+# Groups of image properties ('mean', 'min', 'max' of the image as read), e.g. [['mean'], ['min', 'max']]; an image
+# meeting every condition of any group is removed.
+_C.DATA.VAL.FILTER_SAMPLES.PROPS = []
+# The value each property is compared with, in the same nesting as PROPS, e.g. [[10], [0, 255]].
+_C.DATA.VAL.FILTER_SAMPLES.VALUES = []
+# The comparison of each property with its value: 'gt' (>), 'ge' (>=), 'lt' (<), 'le' (<=), nested as PROPS.
+_C.DATA.VAL.FILTER_SAMPLES.SIGNS = []
+# Measure the properties on the image normalised by DATA.NORMALIZATION (statistics per image) instead of raw values.
+_C.DATA.VAL.FILTER_SAMPLES.NORM_BEFORE = False
 
 _C.DATA.TEST = CN()
 # Test images: class sub-folders when LOAD_GT is True; otherwise a flat folder or any sub-folders.
@@ -94,6 +126,87 @@ _C.DATA.TEST.LOAD_GT = False
 _C.DATA.TEST.IN_MEMORY = False
 # Test on the validation images (with their labels) instead of DATA.TEST.PATH.
 _C.DATA.TEST.USE_VAL_AS_TEST = False
+_C.DATA.TEST.FILTER_SAMPLES = CN()
+# Remove test images that meet any group of conditions below (before training; listed in
+# results/RUN/filtered_samples.csv).
+_C.DATA.TEST.FILTER_SAMPLES.ENABLE = False
+# Groups of image properties ('mean', 'min', 'max' of the image as read), e.g. [['mean'], ['min', 'max']]; an image
+# meeting every condition of any group is removed.
+_C.DATA.TEST.FILTER_SAMPLES.PROPS = []
+# The value each property is compared with, in the same nesting as PROPS, e.g. [[10], [0, 255]].
+_C.DATA.TEST.FILTER_SAMPLES.VALUES = []
+# The comparison of each property with its value: 'gt' (>), 'ge' (>=), 'lt' (<), 'le' (<=), nested as PROPS.
+_C.DATA.TEST.FILTER_SAMPLES.SIGNS = []
+# Measure the properties on the image normalised by DATA.NORMALIZATION (statistics per image) instead of raw values.
+_C.DATA.TEST.FILTER_SAMPLES.NORM_BEFORE = False
+
+_C.DATA.PREPROCESS = CN()
+# Preprocess the training images (once at loading, in the order RESIZE, ZOOM, GAUSSIAN_BLUR, MEDIAN_BLUR,
+# MATCH_HISTOGRAM, CLAHE, CANNY).
+_C.DATA.PREPROCESS.TRAIN = False
+# Preprocess the validation images (a validation set cut from the training set follows DATA.PREPROCESS.TRAIN).
+_C.DATA.PREPROCESS.VAL = False
+# Preprocess the test images (a test-only run also repeats the preprocessing its checkpoint was trained with).
+_C.DATA.PREPROCESS.TEST = False
+_C.DATA.PREPROCESS.RESIZE = CN()
+# Resize every image to OUTPUT_SHAPE with skimage.transform.resize.
+_C.DATA.PREPROCESS.RESIZE.ENABLE = False
+# Size after resizing, (y, x) in 2D or (z, y, x) in 3D (BiaPy's 2D default (512, 512) means (512, 512, 512) in 3D).
+_C.DATA.PREPROCESS.RESIZE.OUTPUT_SHAPE = (512, 512)
+# Interpolation order: 0 nearest, 1 linear, 2 quadratic, 3 cubic, 4, 5.
+_C.DATA.PREPROCESS.RESIZE.ORDER = 1
+# How points outside the image are filled: constant, edge, symmetric, reflect, wrap.
+_C.DATA.PREPROCESS.RESIZE.MODE = "reflect"
+# Fill value outside the image when MODE is constant.
+_C.DATA.PREPROCESS.RESIZE.CVAL = 0.0
+# Clip the result to the range of the input values.
+_C.DATA.PREPROCESS.RESIZE.CLIP = True
+# Keep the original range of values (the result is stored in the image's own dtype either way).
+_C.DATA.PREPROCESS.RESIZE.PRESERVE_RANGE = True
+# Smooth with a Gaussian before shrinking, against aliasing.
+_C.DATA.PREPROCESS.RESIZE.ANTI_ALIASING = False
+_C.DATA.PREPROCESS.ZOOM = CN()
+# Rescale every image by ZOOM_FACTOR with skimage.transform.rescale (linear interpolation).
+_C.DATA.PREPROCESS.ZOOM.ENABLE = False
+# Zoom factors: BiaPy's 5 values in T, Z, C, Y, X order (T and C must be 1), or one per spatial axis, (y, x) or (z, y,
+# x).
+_C.DATA.PREPROCESS.ZOOM.ZOOM_FACTOR = [1, 1, 1, 1, 1]
+_C.DATA.PREPROCESS.GAUSSIAN_BLUR = CN()
+# Gaussian blur of every channel (skimage.filters.gaussian).
+_C.DATA.PREPROCESS.GAUSSIAN_BLUR.ENABLE = False
+# Standard deviation of the Gaussian, in pixels.
+_C.DATA.PREPROCESS.GAUSSIAN_BLUR.SIGMA = 1.0
+# How the borders are handled: reflect, constant (0), nearest, mirror, wrap.
+_C.DATA.PREPROCESS.GAUSSIAN_BLUR.MODE = "nearest"
+# Channel axis: None or the last axis (-1); channels are never blurred into each other.
+_C.DATA.PREPROCESS.GAUSSIAN_BLUR.CHANNEL_AXIS = None
+_C.DATA.PREPROCESS.MEDIAN_BLUR = CN()
+# Median filter (skimage.filters.median).
+_C.DATA.PREPROCESS.MEDIAN_BLUR.ENABLE = False
+# Window size including channels: (y, x, c) in 2D, (z, y, x, c) in 3D; c = 1 filters each channel alone.
+_C.DATA.PREPROCESS.MEDIAN_BLUR.KERNEL_SIZE = (3, 3, 1)
+_C.DATA.PREPROCESS.MATCH_HISTOGRAM = CN()
+# Match every image's histogram (each channel) to that of the reference images, as skimage.exposure.match_histograms
+# does.
+_C.DATA.PREPROCESS.MATCH_HISTOGRAM.ENABLE = False
+# Folder of reference images (same dtype as the data); their pooled histogram is the target, kept in the checkpoint.
+_C.DATA.PREPROCESS.MATCH_HISTOGRAM.REFERENCE_PATH = "user_data/test/x"
+_C.DATA.PREPROCESS.CLAHE = CN()
+# Contrast-limited adaptive histogram equalisation (skimage.exposure.equalize_adapthist); RGB images on their
+# brightness.
+_C.DATA.PREPROCESS.CLAHE.ENABLE = False
+# Size of the contextual regions, one number or one per spatial axis; None = 1/8 of each side.
+_C.DATA.PREPROCESS.CLAHE.KERNEL_SIZE = None
+# Clipping limit between 0 and 1 (higher gives more contrast).
+_C.DATA.PREPROCESS.CLAHE.CLIP_LIMIT = 0.01
+_C.DATA.PREPROCESS.CANNY = CN()
+# Replace each 2D image by its Canny edges (uint8: 255 on edges, 0 elsewhere), computed on grey (RGB is converted
+# first).
+_C.DATA.PREPROCESS.CANNY.ENABLE = False
+# Lower hysteresis threshold of skimage.feature.canny; None = 10% of the dtype's maximum.
+_C.DATA.PREPROCESS.CANNY.LOW_THRESHOLD = None
+# Upper hysteresis threshold; None = 20% of the dtype's maximum.
+_C.DATA.PREPROCESS.CANNY.HIGH_THRESHOLD = None
 
 # ---------------------------------------------------------------------------------------------------
 _C.AUGMENTOR = CN()
@@ -234,13 +347,14 @@ _C.AUGMENTOR.GAUSSIAN_NOISE_PROB = -1.0
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Network, 2D or 3D: simple_cnn, vit, efficientnet_b0 ... efficientnet_b7 (case-insensitive; EfficientNetB0 too).
-_C.MODEL.ARCHITECTURE = "simple_cnn"
+# Network, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ... efficientnet_b7 (case-insensitive).
+_C.MODEL.ARCHITECTURE = "vit"
 # Dropout before the classification head (first value used).
 _C.MODEL.DROPOUT_VALUES = [0.2]
 # ViT base size: custom (the VIT_* keys below) or the sizes of vit_base_patch16, vit_large_patch16, vit_huge_patch14.
 _C.MODEL.VIT_MODEL = "custom"
-# ViT token (patch) side in pixels; -1 = auto: chosen for DATA.PATCH_SIZE (e.g. 8 for 32x32, a 4x4 token grid) and logged.
+# ViT token (patch) side in pixels; -1 = auto: chosen for DATA.PATCH_SIZE (e.g. 8 for 32x32, a 4x4 token grid) and
+# logged.
 _C.MODEL.VIT_TOKEN_SIZE = -1
 # ViT embedding width; -1 = auto (128 for patches up to 64 pixels, 256 up to 160, else 384).
 _C.MODEL.VIT_EMBED_DIM = -1
@@ -252,13 +366,17 @@ _C.MODEL.VIT_NUM_HEADS = -1
 _C.MODEL.VIT_MLP_RATIO = 4.0
 # Epsilon of the ViT's layer normalisation.
 _C.MODEL.VIT_NORM_EPS = 1.0e-6
-# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted to the channels, mismatched head skipped; never downloaded.
+# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted
+# to the channels, mismatched head skipped; never downloaded.
 _C.MODEL.PRETRAINED_WEIGHTS = ""
-# When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for another class count.
+# When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for
+# another class count.
 _C.MODEL.SKIP_UNMATCHED_LAYERS = False
-# Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not trained.
+# Freeze the parameters whose name matches any of these regular expressions (e.g. ['^features\\.']); they are not
+# trained.
 _C.MODEL.FREEZE_LAYERS_MATCHING = []
-# Start from this job's own checkpoint (see LOAD_CHECKPOINT_EPOCH) when PATHS.CHECKPOINT_FILE is empty; with TRAIN.ENABLE it fine-tunes. A test-only run needs it or PATHS.CHECKPOINT_FILE (that alone suffices).
+# Start from this job's own checkpoint (see LOAD_CHECKPOINT_EPOCH) when PATHS.CHECKPOINT_FILE is empty; with
+# TRAIN.ENABLE it fine-tunes. A test-only run needs it or PATHS.CHECKPOINT_FILE (that alone suffices).
 _C.MODEL.LOAD_CHECKPOINT = False
 # Which of this job's checkpoints to load when PATHS.CHECKPOINT_FILE is empty: best_on_val or last_on_train.
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"
@@ -269,7 +387,8 @@ _C.MODEL.SAVE_CKPT_FREQ = -1
 _C.LOSS = CN()
 # Loss: CE (cross-entropy; '' means CE).
 _C.LOSS.TYPE = "CE"
-# Class weights of the loss: none, auto (inverse class frequency in the training set) or manual (LOSS.CLASS_WEIGHTS); BiaPy's False/True mean none/auto.
+# Class weights of the loss: none, auto (inverse class frequency in the training set) or manual (LOSS.CLASS_WEIGHTS);
+# BiaPy's False/True mean none/auto.
 _C.LOSS.CLASS_REBALANCE = "none"
 # One weight per class, in class-index order, used when LOSS.CLASS_REBALANCE is manual.
 _C.LOSS.CLASS_WEIGHTS = []
@@ -292,11 +411,13 @@ _C.TRAIN.OPT_BETAS = (0.9, 0.999)
 _C.TRAIN.MOMENTUM = 0.9
 # Images per batch (per process when training on several GPUs).
 _C.TRAIN.BATCH_SIZE = 32
-# Accumulate the gradients of this many batches per optimizer step (effective batch = BATCH_SIZE x ACCUM_ITER x processes).
+# Accumulate the gradients of this many batches per optimizer step (effective batch = BATCH_SIZE x ACCUM_ITER x
+# processes).
 _C.TRAIN.ACCUM_ITER = 1
 # Clip the gradients to this total L2 norm before each optimizer step; 0 = no clipping.
 _C.TRAIN.GRADIENT_CLIP_NORM = 0.0
-# Mixed precision on CUDA: auto (bf16 where the GPU supports it, else fp16 with a gradient scaler), bf16, fp16 or none; always off on the CPU.
+# Mixed precision on CUDA: auto (bf16 where the GPU supports it, else fp16 with a gradient scaler), bf16, fp16 or
+# none; always off on the CPU.
 _C.TRAIN.AMP = "auto"
 # Maximum number of epochs.
 _C.TRAIN.EPOCHS = 100
@@ -304,30 +425,36 @@ _C.TRAIN.EPOCHS = 100
 _C.TRAIN.LR_SCALING = "none"
 # Stop after this many epochs without improvement of TRAIN.CHECKPOINT_MONITOR; -1 = never stop early.
 _C.TRAIN.PATIENCE = 20
-# Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or val_f1 (macro).
+# Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or
+# val_f1 (macro).
 _C.TRAIN.CHECKPOINT_MONITOR = "val_loss"
 # Metrics logged and charted each epoch besides the loss: accuracy, f1 (macro), top-5-accuracy; [] = accuracy and f1.
 _C.TRAIN.METRICS = []
 
 _C.TRAIN.LR_SCHEDULER = CN()
-# Learning-rate schedule: '' (constant), reduceonplateau, warmupcosine (per-step linear warm-up, then cosine to MIN_LR) or onecycle (PyTorch's OneCycleLR, peak TRAIN.LR).
+# Learning-rate schedule: '' (constant), reduceonplateau, warmupcosine (per-step linear warm-up, then cosine to
+# MIN_LR) or onecycle (PyTorch's OneCycleLR, peak TRAIN.LR).
 _C.TRAIN.LR_SCHEDULER.NAME = ""
 # Lowest learning rate of reduceonplateau and warmupcosine; -1 = 0.
 _C.TRAIN.LR_SCHEDULER.MIN_LR = -1.0
 # reduceonplateau multiplies the learning rate by this factor (between 0 and 1) when TRAIN.CHECKPOINT_MONITOR stalls.
 _C.TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_FACTOR = 0.5
-# Epochs without improvement before reduceonplateau lowers the learning rate (less than TRAIN.PATIENCE); required by reduceonplateau.
+# Epochs without improvement before reduceonplateau lowers the learning rate (less than TRAIN.PATIENCE); required by
+# reduceonplateau.
 _C.TRAIN.LR_SCHEDULER.REDUCEONPLATEAU_PATIENCE = -1
-# Warm-up epochs of warmupcosine (the learning rate rises linearly, step by step, to TRAIN.LR); required by warmupcosine.
+# Warm-up epochs of warmupcosine (the learning rate rises linearly, step by step, to TRAIN.LR); required by
+# warmupcosine.
 _C.TRAIN.LR_SCHEDULER.WARMUP_COSINE_DECAY_EPOCHS = -1
 
 # ---------------------------------------------------------------------------------------------------
 _C.TEST = CN()
 # Predict the test images (and evaluate them when DATA.TEST.LOAD_GT is True).
 _C.TEST.ENABLE = False
-# Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy, balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
+# Test metrics printed in the summary line (every metric is always written to test_metrics.json): accuracy,
+# balanced_accuracy, f1, precision, recall, roc_auc; [] = accuracy, balanced_accuracy, f1.
 _C.TEST.METRICS = []
-# Test-time augmentation: predict every image also flipped and rotated by 90 degrees, and combine: 2D 8 views (4 when y and x differ: no 90-degree turn), 3D 16 views (8 when y and x differ).
+# Test-time augmentation: predict every image also flipped and rotated by 90 degrees, and combine: 2D 8 views (4 when
+# y and x differ: no 90-degree turn), 3D 16 views (8 when y and x differ).
 _C.TEST.AUGMENTATION = False
 # How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
 _C.TEST.AUGMENTATION_MODE = "mean"
@@ -341,6 +468,9 @@ _C.LOG.CHART_CREATION_FREQ = 5
 _C.PATHS = CN()
 # A biapy-cls checkpoint (.pth) to test with or start from; empty = this job's own checkpoint.
 _C.PATHS.CHECKPOINT_FILE = ""
+
+# Words accepted for a key besides values of its type: (key, word) -> value.
+VALUE_ALIASES = {("DATA.VAL.CROSS_VAL_FOLD", "all"): -1}
 
 
 def get_cfg_defaults() -> CN:

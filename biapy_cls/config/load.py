@@ -10,14 +10,15 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config import compat
-from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.config.defaults import VALUE_ALIASES, get_cfg_defaults
 from biapy_cls.config.yaml_safety import DuplicateKey, TooLarge, load_config_yaml
 from biapy_cls.errors import ConfigError
 
@@ -190,7 +191,8 @@ def _list_of_one(key: str, value: Any, source: str) -> Any:
         return value
     if len(value) != 1:
         raise ConfigError(
-            f"{key} in {source} lists {len(value)} values ({list(value)}). BiaPy's list holds {compat.LISTS_OF_ONE[key]}: "
+            f"{key} in {source} lists {len(value)} values ({list(value)}). BiaPy's list holds "
+            f"{compat.LISTS_OF_ONE[key]}: "
             f"give one value, e.g. {key}: {value[0] if value else '...'}"
         )
     return value[0]
@@ -208,7 +210,8 @@ def merge(cfg: CN, values: dict[str, Any], source: str, origins: dict[str, str] 
     for key, value in values.items():
         verdict = compat.lookup(key, set(defaults))
         if verdict.kind == "renamed":
-            notices.append(f"{key} (in {source}) is BiaPy's old name of {verdict.detail}; using it as {verdict.detail}.")
+            notices.append(f"{key} (in {source}) is BiaPy's old name of {verdict.detail}; using it as "
+                           f"{verdict.detail}.")
             key = verdict.detail
         if key in defaults:
             try:
@@ -216,6 +219,8 @@ def merge(cfg: CN, values: dict[str, Any], source: str, origins: dict[str, str] 
                     value = _list_of_one(key, value, source)
                 # Before type conversion: an old value may have another type (BiaPy's True/False switches).
                 decoded = decode_value(value)
+                if isinstance(decoded, str) and (key, decoded.lower()) in VALUE_ALIASES:  # e.g. CROSS_VAL_FOLD: all
+                    value = decoded = VALUE_ALIASES[(key, decoded.lower())]
                 renamed = compat.RENAMED_VALUES.get((key, decoded)) if isinstance(decoded, (str, bool)) else None
                 if renamed:
                     notices.append(f"{key}: '{decoded}' is BiaPy's old name of '{renamed}'; using '{renamed}'.")

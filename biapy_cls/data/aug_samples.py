@@ -67,7 +67,9 @@ def write_aug_samples(augmenter: Augmenter, dataset, out_dir: Path, run_name: st
         pad = np.full((tiles[0].shape[0], 4, 3), 255, dtype=np.uint8)
         rows.append(np.concatenate([t for tile in tiles for t in (tile, pad)][:-1], axis=1))
         if originals.ndim == 5:
-            for name, vol in [("original", originals[i])] + [(f"augmented{j + 1}", v[i]) for j, v in enumerate(versions)]:
+            for name, vol in [("original", originals[i])] + [
+                (f"augmented{j + 1}", v[i]) for j, v in enumerate(versions)
+            ]:
                 path = out_dir / f"{run_name}_sample{i + 1:02d}_{name}.tif"
                 tifffile.imwrite(path, vol.transpose(0, 1).float().numpy(), imagej=True, metadata={"axes": "ZCYX"})
                 written.append(path)

@@ -183,7 +183,11 @@ class Augmenter:
         ones, zeros = torch.ones(n, device=dev), torch.zeros(n, device=dev)
         s = torch.where(masks["ZOOM"], _uniform(n, aug.ZOOM_RANGE, dev), ones) if "ZOOM" in masks else ones
         t = torch.tan(torch.deg2rad(_uniform(n, aug.SHEAR_RANGE, dev)) * masks["SHEAR"]) if "SHEAR" in masks else zeros
-        angle = torch.deg2rad(_uniform(n, aug.RANDOM_ROT_RANGE, dev)) * masks["RANDOM_ROT"] if "RANDOM_ROT" in masks else zeros
+        angle = (
+            torch.deg2rad(_uniform(n, aug.RANDOM_ROT_RANGE, dev)) * masks["RANDOM_ROT"]
+            if "RANDOM_ROT" in masks
+            else zeros
+        )
         c, si = torch.cos(angle), torch.sin(angle)
         shift = []
         for size in (x.shape[-1], x.shape[-2]):  # a fraction of the width/height, in a random direction

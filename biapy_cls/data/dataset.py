@@ -8,6 +8,8 @@ Images already of the patch size are used untouched.
 In memory (IN_MEMORY True) the images are decoded once into one compact array in their own dtype
 (uint8 stays uint8, uint16 stays uint16) and batches are cut from it with one indexing operation.
 Lazily (IN_MEMORY False) each image is read when needed, in DataLoader worker processes.
+DATA.PREPROCESS (a `preprocess` callable) runs on each image as read, before the size policy: once at
+loading in memory, per read when lazy.
 Both yield batches `(images, labels, indices)`; `images` keep their stored values and the dataset's
 `value_range` says what maps to 1.0, so that normalization happens once, on batches, on the device.
 """
@@ -74,9 +76,11 @@ def reflect_pad(arr: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
     return np.pad(arr, pads, mode="reflect" if min(arr.shape[1:]) > 1 else "edge")
 
 
-def load_sample(path, spec: ImageSpec) -> np.ndarray:
-    """Read one file and bring it to `spec`: channels-first, patch-sized, stored dtype kept."""
+def load_sample(path, spec: ImageSpec, preprocess=None) -> np.ndarray:
+    """Read one file (and preprocess it) and bring it to `spec`: channels-first, patch-sized, dtype kept."""
     arr = read_image(path, spec.ndim, spec.channels, spec.force_rgb)
+    if preprocess is not None:
+        arr = preprocess(arr)
     arr = np.moveaxis(arr, -1, 0)
     if spec.reflect_pad and any(h < w for h, w in zip(arr.shape[1:], spec.spatial)):
         arr = reflect_pad(arr, spec.spatial)
@@ -125,8 +129,9 @@ def _as_tensor(images: np.ndarray) -> torch.Tensor:
 class InMemoryDataset(Dataset):
     """All images decoded once into one (N, C, *spatial) array of a compact dtype."""
 
-    def __init__(self, samples: SampleList, spec: ImageSpec, desc: str = "Loading images", threads: int = 0):
-        self.samples, self.spec = samples, spec
+    def __init__(self, samples: SampleList, spec: ImageSpec, desc: str = "Loading images", threads: int = 0,
+                 preprocess=None):
+        self.samples, self.spec, self.preprocess = samples, spec, preprocess
         self.labels = torch.from_numpy(samples.labels)
         self.images = self._decode_all(desc, threads or min(8, os.cpu_count() or 1))
         self.value_range = dtype_range(self.images.dtype)
@@ -134,8 +139,9 @@ class InMemoryDataset(Dataset):
     def _decode_all(self, desc: str, threads: int) -> np.ndarray:
         images: np.ndarray | None = None
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            decoded = pool.map(lambda p: load_sample(p, self.spec), self.samples.paths)
-            for i, arr in enumerate(tqdm(decoded, total=len(self.samples), desc=desc, unit="img", leave=False, disable=None)):
+            decoded = pool.map(lambda p: load_sample(p, self.spec, self.preprocess), self.samples.paths)
+            bar = tqdm(decoded, total=len(self.samples), desc=desc, unit="img", leave=False, disable=None)
+            for i, arr in enumerate(bar):
                 if images is None:
                     images = np.empty((len(self.samples), *self.spec.shape), dtype=storage_dtype(arr.dtype))
                 wanted = common_storage(images.dtype, storage_dtype(arr.dtype))
@@ -166,24 +172,54 @@ class InMemoryDataset(Dataset):
 class LazyDataset(Dataset):
     """Images read from disk when asked for, as float32 on the scale of the first image's dtype."""
 
-    def __init__(self, samples: SampleList, spec: ImageSpec):
-        self.samples, self.spec = samples, spec
+    def __init__(self, samples: SampleList, spec: ImageSpec, preprocess=None):
+        self.samples, self.spec, self.preprocess = samples, spec, preprocess
         self.labels = torch.from_numpy(samples.labels)
         # The first image fixes the scale, as in memory: uint8 -> 255, uint16 -> 65535, floats -> 1.
-        self.value_range = dtype_range(storage_dtype(load_sample(samples.paths[0], spec).dtype))
+        first = load_sample(samples.paths[0], spec, preprocess)
+        self.value_range = dtype_range(storage_dtype(first.dtype))
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        arr = load_sample(self.samples.paths[index], self.spec)
+        arr = load_sample(self.samples.paths[index], self.spec, self.preprocess)
         own = dtype_range(arr.dtype)
-        values = arr.astype(np.float32) if own == self.value_range else (arr.astype(np.float32) * (self.value_range / own))
+        values = (
+            arr.astype(np.float32) if own == self.value_range else (arr.astype(np.float32) * (self.value_range / own))
+        )
         return torch.from_numpy(values), self.labels[index], index
 
 
-def build_dataset(samples: SampleList, spec: ImageSpec, in_memory: bool, desc: str, threads: int = 0) -> Dataset:
-    return InMemoryDataset(samples, spec, desc, threads) if in_memory else LazyDataset(samples, spec)
+def build_dataset(samples: SampleList, spec: ImageSpec, in_memory: bool, desc: str, threads: int = 0,
+                  preprocess=None) -> Dataset:
+    if in_memory:
+        return InMemoryDataset(samples, spec, desc, threads, preprocess)
+    return LazyDataset(samples, spec, preprocess)
+
+
+class Replicated(Dataset):
+    """DATA.TRAIN.REPLICATE: `dataset` seen `times` times per epoch (each copy in its own shuffled place)."""
+
+    def __init__(self, dataset: Dataset, times: int):
+        self.dataset, self.times = dataset, times
+        self.value_range = dataset.value_range
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.times
+
+    def __getitem__(self, index: int):
+        return self.dataset[index % len(self.dataset)]
+
+    def __getitems__(self, indices: list[int]):
+        n = len(self.dataset)
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__([i % n for i in indices])
+        return [self.dataset[i % n] for i in indices]
+
+
+def replicate(dataset: Dataset, times: int) -> Dataset:
+    return Replicated(dataset, times) if times > 1 else dataset
 
 
 def collate(items) -> Batch:
@@ -214,7 +250,7 @@ def build_loader(
     )
     per_rank = math.ceil(len(dataset) / world_size)
     drop_last = train and per_rank % batch_size == 1 and per_rank > 1
-    in_memory = isinstance(dataset, InMemoryDataset)
+    in_memory = isinstance(getattr(dataset, "dataset", dataset), InMemoryDataset)
     workers = 0 if in_memory else workers
     return DataLoader(
         dataset,

@@ -142,7 +142,9 @@ def _warn_skipped(others: list[tuple[Path, str]], root: Path, extensions: tuple[
                 + "\n".join(f"  {p.relative_to(root).as_posix()}: {reason}" for p, reason in others))
 
 
-def discover_labelled(root_path: str | Path, key: str, ndim: str, class_names: list[str] | None = None) -> tuple[SampleList, list[str]]:
+def discover_labelled(
+    root_path: str | Path, key: str, ndim: str, class_names: list[str] | None = None
+) -> tuple[SampleList, list[str]]:
     """Read a folder-per-class tree.
 
     With `class_names` None (training data) the class folders define the classes. Otherwise (validation,
@@ -207,7 +209,9 @@ def wrong_ndim_hint(others: list[tuple[Path, str]], ndim: str) -> str:
             f"{4 if other_ndim == '3D' else 3}-value DATA.PATCH_SIZE).")
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) with `fraction` of every class in val (rounded; at least one image of
     every class with two or more images). With `shuffle` False, each class's last images go to val."""
     rng = np.random.default_rng(seed)
@@ -226,7 +230,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int, shuffle: bo
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def stratified_folds(labels: np.ndarray, n_folds: int, fold: int, seed: int, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def stratified_folds(
+    labels: np.ndarray, n_folds: int, fold: int, seed: int, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) for cross-validation: fold `fold` (1-based) of `n_folds` is validation."""
     from sklearn.model_selection import StratifiedKFold
 

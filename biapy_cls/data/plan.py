@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from yacs.config import CfgNode as CN
@@ -21,7 +21,9 @@ from biapy_cls.data.discover import (
     stratified_folds,
     stratified_split,
 )
+from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
 from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
+from biapy_cls.data.preprocess import Preprocessing
 from biapy_cls.data.survey import check_channels, inferred_patch, survey
 from biapy_cls.errors import ConfigError, DataError
 
@@ -35,6 +37,25 @@ class DataPlan:
     train: SampleList | None = None
     val: SampleList | None = None
     test: SampleList | None = None
+    preprocess: Preprocessing | None = None
+    filtered: list[FilterOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what preprocessing and filtering did, for the log and report
+
+    def preprocess_for(self, split: str) -> Preprocessing | None:
+        """The preprocessing of 'TRAIN', 'VAL' or 'TEST' images, or None."""
+        return self.preprocess if self.preprocess is not None and self.preprocess.applies_to(split) else None
+
+    def filter(self, cfg: CN, split: str, samples: SampleList) -> SampleList:
+        """`samples` less those DATA.<split>.FILTER_SAMPLES removes (recorded in `filtered` and `notes`)."""
+        sample_filter = SampleFilter.from_cfg(cfg, split)
+        if sample_filter is None:
+            return samples
+        from biapy_cls.data.transforms import Normalizer
+
+        kept, outcome = apply_filter(samples, sample_filter, self.spec, self.class_names, Normalizer.from_cfg(cfg))
+        self.filtered.append(outcome)
+        self.notes.append(summary(outcome, sample_filter))
+        return kept
 
     @property
     def test_has_labels(self) -> bool:
@@ -47,7 +68,9 @@ def _split_train(cfg: CN, samples: SampleList) -> tuple[SampleList, SampleList |
         train_idx, val_idx = stratified_folds(samples.labels, val_cfg.CROSS_VAL_NFOLD, val_cfg.CROSS_VAL_FOLD,
                                               cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
     else:
-        train_idx, val_idx = stratified_split(samples.labels, val_cfg.SPLIT_TRAIN, cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM)
+        train_idx, val_idx = stratified_split(
+            samples.labels, val_cfg.SPLIT_TRAIN, cfg.SYSTEM.SEED, shuffle=val_cfg.RANDOM
+        )
     if len(val_idx) == 0:
         log.warning("No class has two or more training images, so there is no validation set: the best "
                     "checkpoint and early stopping follow the training loss.")
@@ -102,12 +125,21 @@ def plan_training_data(cfg: CN) -> DataPlan:
     require_readers(train.paths, f"DATA.TRAIN.PATH ('{train.root}')")
     spec = infer_spec(cfg, train)
     check_first_image(train, spec)
+    preprocess = Preprocessing.from_cfg(cfg, spec.channels, spec.force_rgb)
+    if preprocess is not None and preprocess.applies_to("TRAIN") and not cfg.DATA.PATCH_SIZE:
+        spatial = preprocess.output_spatial(spec.spatial)
+        if spatial != spec.spatial:
+            log.info(f"DATA.PATCH_SIZE not set: the training images are {spatial} after preprocessing.")
+            spec = replace(spec, spatial=spatial)
+    plan = DataPlan(class_names, spec, preprocess=preprocess)
+    train = plan.filter(cfg, "TRAIN", train)  # before the split: validation images cut from it are filtered too
     if cfg.DATA.VAL.FROM_TRAIN:
         train, val = _split_train(cfg, train)
     else:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
-    return DataPlan(class_names, spec, train, val)
+    plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
+    return plan
 
 
 def check_against_data(cfg: CN, class_names: list[str], val: SampleList | None) -> None:
@@ -153,6 +185,8 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
             f"DATA.PATCH_SIZE is not used in a test-only run (the checkpoint fixes size and channels): {how}, or "
             "test with a checkpoint trained on such images."
         ) from None
+    if not cfg.DATA.TEST.USE_VAL_AS_TEST:  # validation images were filtered as such
+        plan.test = plan.filter(cfg, "TEST", plan.test)
     return plan
 
 
@@ -171,4 +205,23 @@ def describe(plan: DataPlan) -> str:
         lines += [f"Training:   {counts(plan.train)}", f"Validation: {counts(plan.val)}"]
     if plan.test is not None:
         lines.append(f"Test:       {counts(plan.test)}")
-    return "\n".join(lines)
+    if plan.preprocess is not None:
+        lines.append(plan.preprocess.describe())
+    return "\n".join(lines + plan.notes)
+
+
+def data_notes(plan: DataPlan) -> list[str]:
+    """The preprocessing and filtering lines of the log, kept in run_info.json for the report."""
+    return ([plan.preprocess.describe()] if plan.preprocess is not None else []) + list(plan.notes)
+
+
+def write_filtered_samples(paths, plan: DataPlan) -> None:
+    """results/RUN/filtered_samples.csv: every image a FILTER_SAMPLES condition removed (only when one is on)."""
+    if not plan.filtered:
+        return
+    from biapy_cls.data.filters import filtered_csv
+    from biapy_cls.outputs import atomic_write_text
+
+    target = paths.results_dir / "filtered_samples.csv"
+    atomic_write_text(target, filtered_csv(plan.filtered))
+    log.info(f"Filtered images: {target}")

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
-
 log = logging.getLogger("biapy_cls")
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import partial
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR, ReduceLROnPlateau
 from yacs.config import CfgNode as CN
+
+log = logging.getLogger("biapy_cls")
 
 
 def build_optimizer(cfg: CN, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -41,11 +44,40 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) 
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def auto_warmup_steps(cfg: CN, model: torch.nn.Module, steps_per_epoch: int) -> int:
+    """Optimizer steps of the automatic warm-up: the model's `warmup_epochs` (the ViT's: 1) when
+    TRAIN.LR_SCHEDULER.NAME is '' (a scheduler the user names always wins), else 0. Logged.
+
+    Transformers trained from scratch at a CNN's constant learning rate diverge or stall in the first
+    steps (issue 14: the ViT stayed at chance for 3 epochs at LR 1e-3); a linear ramp over the first
+    epoch is the usual remedy and costs nothing."""
+    epochs = float(getattr(model, "warmup_epochs", 0.0))
+    if cfg.TRAIN.LR_SCHEDULER.NAME or epochs <= 0:
+        return 0
+    steps = max(1, round(epochs * steps_per_epoch))
+    log.info(f"No TRAIN.LR_SCHEDULER set: the learning rate warms up linearly to TRAIN.LR {cfg.TRAIN.LR:g} over "
+             f"the first {steps} steps ({epochs:g} epoch), as this model needs, then stays constant. "
+             "Set TRAIN.LR_SCHEDULER.NAME to choose the schedule yourself.")
+    return steps
+
+
+def describe_constant(schedule: LRSchedule) -> str:
+    """How the log names the schedule when TRAIN.LR_SCHEDULER.NAME is ''."""
+    return f"{schedule.warmup_steps}-step warm-up, then constant" if schedule.warmup_steps else "constant"
+
+
+def linear_warmup(step: int, warmup_steps: int) -> float:
+    """Factor of TRAIN.LR at optimizer step `step` (0-based): (step + 1) / warmup_steps, then 1."""
+    return min(1.0, (step + 1) / warmup_steps)
+
+
 class LRSchedule:
     """TRAIN.LR_SCHEDULER: warmupcosine and onecycle change the LR after every optimizer step,
-    reduceonplateau after every epoch (on the monitored quantity); '' keeps it constant."""
+    reduceonplateau after every epoch (on the monitored quantity); '' keeps it constant, after
+    `warmup_steps` of linear warm-up (auto_warmup_steps)."""
 
-    def __init__(self, cfg: CN, optimizer: torch.optim.Optimizer, steps_per_epoch: int, mode: str = "min"):
+    def __init__(self, cfg: CN, optimizer: torch.optim.Optimizer, steps_per_epoch: int, mode: str = "min",
+                 warmup_steps: int = 0):
         sched = cfg.TRAIN.LR_SCHEDULER
         self.name = sched.NAME
         self.optimizer = optimizer
@@ -53,7 +85,10 @@ class LRSchedule:
         self.steps = 0
         min_lr = max(sched.MIN_LR, 0.0)
         self.scheduler = None
-        if self.name == "warmupcosine":
+        self.warmup_steps = warmup_steps if not self.name else 0
+        if self.warmup_steps:
+            self.scheduler = LambdaLR(optimizer, partial(linear_warmup, warmup_steps=self.warmup_steps))
+        elif self.name == "warmupcosine":
             factor = partial(warmup_cosine, warmup_steps=sched.WARMUP_COSINE_DECAY_EPOCHS * steps_per_epoch,
                              total_steps=self.total_steps, floor=min_lr / cfg.TRAIN.LR)
             self.scheduler = LambdaLR(optimizer, factor)
@@ -65,7 +100,7 @@ class LRSchedule:
 
     @property
     def per_step(self) -> bool:
-        return self.name in ("warmupcosine", "onecycle")
+        return self.name in ("warmupcosine", "onecycle") or self.warmup_steps > 0
 
     def step_batch(self) -> None:
         """After each optimizer step. OneCycleLR refuses to step past its end, hence the guard."""

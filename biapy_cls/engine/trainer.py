@@ -12,8 +12,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -248,7 +248,8 @@ def _report(setup: FitSetup, row: dict) -> dict:
 
 def _epoch_line(row: dict, epochs: int, best: bool) -> str:
     values = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
-    return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{'  (best)' if best else ''}"
+    mark = "  (best)" if best else ""
+    return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{mark}"
 
 
 def fit(setup: FitSetup) -> dict:

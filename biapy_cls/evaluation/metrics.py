@@ -63,7 +63,11 @@ def test_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) 
     # Averages over the classes that occur in the test set: a class absent from it has no recall.
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=average, zero_division=0)
-        metrics[f"precision_{average}"], metrics[f"recall_{average}"], metrics[f"f1_{average}"] = float(p), float(r), float(f)
+        metrics[f"precision_{average}"], metrics[f"recall_{average}"], metrics[f"f1_{average}"] = (
+            float(p),
+            float(r),
+            float(f),
+        )
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
     auc = _roc_auc(y_true, probs, n_classes)
     metrics["roc_auc_macro"] = float(np.mean(list(auc.values()))) if auc else None

@@ -45,7 +45,8 @@ table.kv td{text-align:left}table.kv td:first-child{color:#667085;white-space:no
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px}
 figure{margin:0;background:#f7f9fc;border-radius:6px;padding:8px;font-size:.8em;text-align:center}
 figure img{width:112px;height:112px;object-fit:contain;image-rendering:pixelated;background:#000}
-figcaption{margin-top:4px}figcaption b{overflow-wrap:anywhere}figcaption span.p{white-space:nowrap}.bad{color:#b42318}.good{color:#067647}
+figcaption{margin-top:4px}figcaption b{overflow-wrap:anywhere}figcaption span.p{white-space:nowrap}
+.bad{color:#b42318}.good{color:#067647}
 pre{background:#f7f9fc;padding:10px;font-size:.8em;max-height:420px;overflow:auto}
 """
 
@@ -157,8 +158,9 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     # transformations are the switches that have their own probability key (HFLIP and HFLIP_PROB, ...)
     switched_on = [k for k, v in aug.items() if v is True and f"{k}_PROB" in aug]
     val = cfg.DATA.VAL
+    fold = f"fold {val.CROSS_VAL_FOLD}" if val.CROSS_VAL_FOLD != -1 else "each fold in turn"
     validation = (f"{val.SPLIT_TRAIN:g} of the training set" if val.FROM_TRAIN and not val.CROSS_VAL else
-                  f"fold {val.CROSS_VAL_FOLD} of {val.CROSS_VAL_NFOLD}" if val.CROSS_VAL else _code(val.PATH))
+                  f"{fold} of {val.CROSS_VAL_NFOLD}" if val.CROSS_VAL else _code(val.PATH))
     rows = [
         ("Command", _code(info.get("command", ""))),
         ("Job folder", _code(paths.job_dir)),
@@ -171,15 +173,22 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
     ]
     if cfg.TRAIN.ENABLE:
         rows += [
-            ("Optimizer", f"{esc(cfg.TRAIN.OPTIMIZER)}, LR {cfg.TRAIN.LR:g}, weight decay {cfg.TRAIN.W_DECAY:g}, "
-                          f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"
-                          + (f", schedule {esc(schedule)}" if (schedule := cfg.TRAIN.get("LR_SCHEDULER", {}).get("NAME")) else "")),
+            (
+                "Optimizer",
+                f"{esc(cfg.TRAIN.OPTIMIZER)}, LR {cfg.TRAIN.LR:g}, weight decay {cfg.TRAIN.W_DECAY:g}, "
+                f"batch {cfg.TRAIN.BATCH_SIZE}, up to {cfg.TRAIN.EPOCHS} epochs, patience {cfg.TRAIN.PATIENCE}"
+                + (
+                    f", schedule {esc(schedule)}" if (schedule := cfg.TRAIN.get("LR_SCHEDULER", {}).get("NAME")) else ""
+                ),
+            ),
             ("Augmentation", esc(", ".join(switched_on) if aug.ENABLE and switched_on else "none")),
         ]
     else:
         checkpoint = cfg.PATHS.CHECKPOINT_FILE or f"this job's {cfg.MODEL.LOAD_CHECKPOINT_EPOCH} checkpoint"
         rows.append(("Checkpoint", _code(checkpoint)))
     rows.append(("Seed", esc(cfg.SYSTEM.SEED)))
+    # DATA.PREPROCESS and FILTER_SAMPLES, as the run resolved them (run_info.json "data_notes")
+    rows += [("Data preparation", esc(note)) for note in info.get("data_notes", [])]
     return (f"<section><h2>Configuration</h2>{_kv_table(rows)}<details><summary class='muted'>Full configuration "
             f"(<code>{esc(paths.config_file.name)}</code>)</summary><pre>{esc(cfg.dump())}</pre></details></section>")
 
@@ -192,15 +201,38 @@ def training_section(history: list[dict], monitor: str = "val_loss") -> str:
         monitor = "train_loss"
     sign = 1 if monitor.endswith("loss") else -1  # losses are minimised, accuracy and F1 maximised
     best = min(history, key=lambda row: sign * row.get(monitor, sign * float("inf")))
-    cards = [(str(history[-1]["epoch"]), "epochs trained"), (_fmt(best.get(monitor)), f"best {monitor.replace('_', ' ')}"),
-             (str(best["epoch"]), "best epoch")]
+    cards = [
+        (str(history[-1]["epoch"]), "epochs trained"),
+        (_fmt(best.get(monitor)), f"best {monitor.replace('_', ' ')}"),
+        (str(best["epoch"]), "best epoch"),
+    ]
     if "val_accuracy" in best:
         cards.append((_fmt(best["val_accuracy"]), "validation accuracy at best epoch"))
     seconds = sum(row.get("seconds", 0) for row in history)
     cards.append((f"{seconds:.0f} s", "training time"))
     png = curves_png(history)
-    image = f'<div class="scroll"><img class="chart" alt="training curves" src="{png_data_uri(png)}"></div>' if png else ""
+    image = (
+        f'<div class="scroll"><img class="chart" alt="training curves" src="{png_data_uri(png)}"></div>' if png else ""
+    )
     return f"<section><h2>Training</h2>{_cards(cards)}{image}</section>"
+
+
+def cross_validation_section(results_dir: Path) -> str:
+    """Per-fold metrics with mean and standard deviation, from results/RUN/cross_validation.json."""
+    try:
+        summary = json.loads((results_dir / "cross_validation.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    metrics = summary["metrics"]
+    head = "<tr><th>fold</th><th>run</th><th>best epoch</th>" + "".join(f"<th>{esc(m)}</th>" for m in metrics) + "</tr>"
+    rows = "".join(f"<tr><td>{esc(r['fold'])}</td><td>{esc(r['run'])}</td><td>{esc(r.get('best_epoch', '-'))}</td>"
+                   + "".join(f"<td>{_fmt(r.get(m))}</td>" for m in metrics) + "</tr>" for r in summary["folds"])
+    for label in ("mean", "std"):
+        cells = "".join(f"<th>{_fmt(summary[label][m])}</th>" for m in metrics)
+        rows += f"<tr><th>{label}</th><td></td><td></td>{cells}</tr>"
+    return (f"<section><h2>Cross-validation ({summary['n_folds']} folds)</h2><p class='muted'>Each fold trained in its "
+            "own run (its report is in results/&lt;run&gt;/report.html); validation metrics at each fold's best epoch; "
+            f"std is the sample standard deviation.</p><div class='scroll'><table>{head}{rows}</table></div></section>")
 
 
 def _cards(cards: list[tuple[str, str]]) -> str:
@@ -282,7 +314,9 @@ def examples_section(outcome: TestOutcome, class_names: list[str]) -> str:
             lines.append(f'<span class="p">true <span class="good">{esc(class_names[true])}</span> '
                          f'({outcome.probs[i, true]:.1%})</span>')
         figures.append(f"<figure>{picture}<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
-    return f"<section><h2>{title}</h2><p class='muted'>{esc(note)}</p><div class='grid'>{''.join(figures)}</div></section>"
+    return (
+        f"<section><h2>{title}</h2><p class='muted'>{esc(note)}</p><div class='grid'>{''.join(figures)}</div></section>"
+    )
 
 
 def prediction_counts_section(outcome: TestOutcome, class_names: list[str]) -> str:
@@ -308,7 +342,8 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
     # A test-only run into a trained job keeps the training run's curves in the report.
     history = read_history(paths.training_log)
     monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
-    parts = [config_section(cfg, paths, info), training_section(history, monitor)]
+    parts = [config_section(cfg, paths, info), cross_validation_section(paths.results_dir),
+             training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
         parts += [metrics_section(outcome.metrics), confusion_section(outcome.metrics)]
     elif outcome is not None:
@@ -316,8 +351,10 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
     if outcome is not None and len(outcome.probs):
         parts.append(examples_section(outcome, class_names))
     what = " and ".join(w for w, on in (("training", cfg.TRAIN.ENABLE), ("test", outcome is not None)) if on)
-    header = (f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
-              f"{len(class_names)} classes: {esc(', '.join(class_names))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>")
+    header = (
+        f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
+        f"{len(class_names)} classes: {esc(', '.join(class_names))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+    )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><title>{esc(paths.run_name)} - biapy-cls report</title>"
             f"<style>{STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")

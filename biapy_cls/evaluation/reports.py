@@ -10,7 +10,6 @@ import numpy as np
 from biapy_cls.logs import printable
 from biapy_cls.outputs import atomic_write_text
 
-
 # OWASP's list of first characters that make a spreadsheet read a cell as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -10,8 +10,8 @@ Each architecture module registers a builder with `@register("name")`. Builders 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from biapy_cls.errors import ConfigError
 
@@ -25,22 +25,36 @@ _MODULES = {
 }
 
 
+# The current model layout of each architecture whose layers changed (or changed meaning) since the
+# first release; a checkpoint records the layout its model was built with (ModelSpec.layout), and an
+# architecture's builder rebuilds an older layout as it was, or refuses it with an explanation.
+LAYOUTS = {"vit": 2}
+CURRENT = -1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a model must fit: stored in checkpoints so that a model can be rebuilt without the data."""
+    """What a model must fit: stored in checkpoints so that a model can be rebuilt without the data.
+    `layout` -1 means the architecture's current layout (LAYOUTS); checkpoints without one are layout 1."""
 
     architecture: str
     ndim: str
     in_channels: int
     n_classes: int
     spatial: tuple[int, ...]
+    layout: int = CURRENT
+
+    def __post_init__(self) -> None:
+        if self.layout == CURRENT:
+            object.__setattr__(self, "layout", LAYOUTS.get(normalize_architecture(self.architecture), 1))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
-        return cls(d["architecture"], d["ndim"], int(d["in_channels"]), int(d["n_classes"]), tuple(d["spatial"]))
+        return cls(d["architecture"], d["ndim"], int(d["in_channels"]), int(d["n_classes"]), tuple(d["spatial"]),
+                   int(d.get("layout", 1)))
 
 
 def register(name: str) -> Callable:

@@ -14,9 +14,11 @@ timm's efficientnet_bN have, which gives ceil(size / stride) for every size.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from torch import nn
 
+from biapy_cls.errors import CheckpointError
 from biapy_cls.models import ModelSpec, register
 
 log = logging.getLogger("biapy_cls")
@@ -24,6 +26,22 @@ log = logging.getLogger("biapy_cls")
 VARIANTS = [f"efficientnet_b{i}" for i in range(8)]
 FULL_STRIDE = 32  # the stem and four strided stages, 2 each
 MIN_FINAL = 2  # pixels that the last feature map keeps along the longest axis
+
+
+@dataclass(frozen=True)
+class Design:
+    """Choices for training from scratch on small data; bench/model_ablation.py switches them one at a time.
+    None keeps the library's own value (timm 2D: momentum 0.1, no drop-path; MONAI 3D: momentum 0.01,
+    drop-connect 0.2 for B0)."""
+
+    bn_momentum: float | None = None  # PyTorch convention: weight of the new batch in the running stats
+    drop_path: float | None = None  # stochastic depth rate of the last block (timm drop_path_rate)
+    first_to_keep: str = "last"  # at small sizes: "last" stride-2 stages run at stride 1 first, or the "stem"
+
+
+LEGACY = Design()  # layout 1: biapy-cls before issue 14
+DESIGN = Design()
+LAYOUT = 1  # must match biapy_cls.models.LAYOUTS
 
 
 def strides_to_drop(spatial: tuple[int, ...]) -> int:
@@ -42,15 +60,36 @@ def _dropout(model_cfg, default: float) -> float:
     return default
 
 
-def _timm_2d(spec: ModelSpec, variant: str, drop_rate: float) -> nn.Module:
+def _split_drop(spec: ModelSpec, design: Design) -> tuple[bool, int]:
+    """(run the stem at stride 1, how many of the last strided stages run at stride 1)."""
+    dropped = strides_to_drop(spec.spatial)
+    if design.first_to_keep == "stem" and dropped:
+        return True, dropped - 1
+    return False, dropped
+
+
+def _set_bn_momentum(model: nn.Module, momentum: float | None) -> None:
+    if momentum is None:
+        return
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
+
+
+def _timm_2d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) -> nn.Module:
     import timm
 
+    extra = {} if design.drop_path is None else {"drop_path_rate": design.drop_path}
     model = timm.create_model(variant, pretrained=False, in_chans=spec.in_channels, num_classes=spec.n_classes,
-                              drop_rate=drop_rate)
+                              drop_rate=drop_rate, **extra)
     # timm's efficientnet_bN use symmetric padding, so a stride can change without touching the padding.
+    stem, n_stages = _split_drop(spec, design)
+    if stem:
+        model.conv_stem.stride = (1, 1)
     strided = [stage[0].conv_dw for stage in model.blocks if stage[0].conv_dw.stride != (1, 1)]
-    for conv in strided[len(strided) - strides_to_drop(spec.spatial):]:
+    for conv in strided[len(strided) - n_stages:]:
         conv.stride = (1, 1)
+    _set_bn_momentum(model, design.bn_momentum)
     return model
 
 
@@ -66,17 +105,23 @@ MONAI_BLOCKS = [
 ]
 
 
-def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float) -> nn.Module:
+def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) -> nn.Module:
     from monai.networks.nets.efficientnet import EfficientNet, efficientnet_params
 
     width, depth, _, _, drop_connect = efficientnet_params[variant.replace("_", "-")]
+    if design.drop_path is not None:
+        drop_connect = design.drop_path
+    stem, n_stages = _split_drop(spec, design)
     blocks = list(MONAI_BLOCKS)
     strided = [i for i, b in enumerate(blocks) if "_s22_" in b]
-    for i in strided[len(strided) - strides_to_drop(spec.spatial):]:
+    for i in strided[len(strided) - n_stages:]:
         blocks[i] = blocks[i].replace("_s22_", "_s11_")
     model = EfficientNet(blocks, spatial_dims=3, in_channels=spec.in_channels, num_classes=spec.n_classes,
                          width_coefficient=width, depth_coefficient=depth, dropout_rate=drop_rate,
                          image_size=max(spec.spatial), drop_connect_rate=drop_connect)
+    if stem:
+        model._conv_stem.stride = (1, 1, 1)
+    _set_bn_momentum(model, design.bn_momentum)
     for module in list(model.modules()):
         if isinstance(module, nn.Conv3d):
             module.padding = tuple(k // 2 for k in module.kernel_size)
@@ -84,6 +129,14 @@ def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float) -> nn.Module:
             if name.endswith("_padding"):
                 setattr(module, name, nn.Identity())
     return model
+
+
+def design_for(spec: ModelSpec) -> Design:
+    """The design of the checkpoint's layout: layout 1 checkpoints are rebuilt as they were trained."""
+    if spec.layout > LAYOUT:
+        raise CheckpointError(f"This {spec.architecture} checkpoint has model layout {spec.layout}, newer than this "
+                              f"biapy-cls knows ({LAYOUT}). Update biapy-cls to use it.")
+    return LEGACY if spec.layout == 1 else DESIGN
 
 
 def _builder(variant: str):
@@ -94,9 +147,10 @@ def _builder(variant: str):
         if dropped:
             log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "
                      f"stride-2 steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
+        design = design_for(spec)
         if spec.ndim == "3D":
-            return _monai_3d(spec, variant, drop_rate)
-        return _timm_2d(spec, variant, drop_rate)
+            return _monai_3d(spec, variant, drop_rate, design)
+        return _timm_2d(spec, variant, drop_rate, design)
 
     return build
 

@@ -36,7 +36,11 @@ class SimpleCNN(nn.Module):
         for stage, width in enumerate(widths):
             if stage == 0 and spec.ndim == "3D":
                 stride = tuple(2 if s >= 4 else 1 for s in size)
-                layers += [conv(channels, width, 3, stride=stride, padding=1, bias=False), norm(width), nn.ReLU(inplace=True)]
+                layers += [
+                    conv(channels, width, 3, stride=stride, padding=1, bias=False),
+                    norm(width),
+                    nn.ReLU(inplace=True),
+                ]
                 channels, size = width, [-(-s // st) for s, st in zip(size, stride)]
                 continue
             for _ in range(2):

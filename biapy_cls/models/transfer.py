@@ -46,6 +46,15 @@ def load_fine_tune(model: nn.Module, checkpoint: dict, spec, source: str, skip_u
                 f"{spec.architecture}. Set MODEL.ARCHITECTURE to {theirs['architecture']}, or set "
                 "MODEL.SKIP_UNMATCHED_LAYERS True to load only the tensors whose names and shapes fit."
             )
+        layout = int(theirs.get("layout", 1))
+        if layout != spec.layout:
+            raise CheckpointError(
+                f"The checkpoint '{source}' holds a {theirs['architecture']} of model layout {layout} (older "
+                f"biapy-cls), whose layers differ from today's {spec.architecture} (layout {spec.layout}, see "
+                "docs/models.md). Testing with it (TRAIN.ENABLE False) rebuilds it as it was trained. To fine-tune "
+                "today's model from it, set MODEL.SKIP_UNMATCHED_LAYERS True: the tensors that fit are loaded, "
+                "the others start from scratch and are listed in the log."
+            )
         if int(theirs["n_classes"]) != spec.n_classes:
             raise CheckpointError(
                 f"The checkpoint '{source}' was trained on {theirs['n_classes']} classes "
@@ -79,8 +88,10 @@ def read_weights(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - many formats, many errors
-        raise ConfigError(f"MODEL.PRETRAINED_WEIGHTS '{path}' cannot be read ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:200]}). Give a timm weights file (.pth, .bin, .safetensors).") from err
+        raise ConfigError(
+            f"MODEL.PRETRAINED_WEIGHTS '{path}' cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). Give a timm weights file (.pth, .bin, .safetensors)."
+        ) from err
     for key in ("model_state", "state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -106,7 +117,12 @@ def _adapt(target: nn.Module, state: dict) -> dict:
 
         grid = target.patch_embed.grid_size
         state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], new_size=list(grid), num_prefix_tokens=1)
-    if "fc_norm.weight" in own and "fc_norm.weight" not in state and "norm.weight" in state and "norm.weight" not in own:
+    if (
+        "fc_norm.weight" in own
+        and "fc_norm.weight" not in state
+        and "norm.weight" in state
+        and "norm.weight" not in own
+    ):
         state["fc_norm.weight"], state["fc_norm.bias"] = state.pop("norm.weight"), state.pop("norm.bias")
     return state
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from conftest import digits_config, write_yaml
 
 from biapy_cls.cli import parse_args
+from conftest import digits_config, write_yaml
 
 
 @pytest.mark.parametrize("argv", [

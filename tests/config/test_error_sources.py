@@ -45,7 +45,8 @@ def test_biapy_list_form_of_the_optimizer_keys_is_read(tmp_path):
                                         ("DATA.PREPROCES.TRAIN", "DATA.PREPROCESS.TRAIN"),
                                         ("MODEL.BMZ.EXPORT.ENABEL", "MODEL.BMZ.EXPORT.ENABLE")])
 def test_a_typo_of_a_biapy_key_is_refused_with_the_closest_key(tmp_path, key, close):
-    with pytest.raises(ConfigError, match=rf"Unknown config key {key} \(in the command line\)\. Did you mean {close}\?"):
+    expected = rf"Unknown config key {key} \(in the command line\)\. Did you mean {close}\?"
+    with pytest.raises(ConfigError, match=expected):
         load_config(_yaml(tmp_path), [key, "1"])
 
 
@@ -62,3 +63,15 @@ def test_every_biapy_key_is_accepted_at_its_default(tmp_path):
             continue  # values BiaPy's own checks set for other workflows, or ones this test fixes above
         overrides += [key, repr(value) if not isinstance(value, str) else (value or "''")]
     load_config(_yaml(tmp_path), overrides)
+
+
+def test_refused_list_names_only_biapy_keys_that_are_not_ours():
+    from biapy_cls.config import compat
+    from biapy_cls.config.biapy_keys import BIAPY_DEFAULTS
+    from biapy_cls.config.load import all_keys
+
+    ours = set(all_keys())
+    assert set(compat.UNSUPPORTED_KEYS) <= set(BIAPY_DEFAULTS)  # exact BiaPy names, no patterns
+    assert set(compat.UNSUPPORTED_KEYS).isdisjoint(ours)  # a key we implement is not refused
+    assert not any(key.startswith(("DATA.PREPROCESS.", "DATA.TRAIN.REPLICATE")) or ".FILTER_SAMPLES." in key
+                   for key in compat.UNSUPPORTED_KEYS)

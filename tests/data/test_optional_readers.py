@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+
 from conftest import write_yaml
 
 
@@ -15,7 +16,8 @@ def test_nifti_without_nibabel_fails_before_writing(run_biapy, tmp_path, monkeyp
     (tmp_path / "train" / "b" / "w.nii.gz").write_bytes(b"not read: the check comes first")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nibabel" else real(name, *a))
-    cfg = {"PROBLEM": {"NDIM": "3D"}, "DATA": {"PATCH_SIZE": "(4, 8, 8, 1)", "TRAIN": {"PATH": str(tmp_path / "train")}},
+    cfg = {"PROBLEM": {"NDIM": "3D"},
+           "DATA": {"PATCH_SIZE": "(4, 8, 8, 1)", "TRAIN": {"PATH": str(tmp_path / "train")}},
            "TRAIN": {"ENABLE": True, "EPOCHS": 1}, "TEST": {"ENABLE": False}}
     code, out, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path / "out",
                                "--name", "job")

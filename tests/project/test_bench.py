@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -15,8 +14,7 @@ from PIL import Image
 
 from biapy_cls.data.io import read_file
 from biapy_cls.data.transforms import Normalizer
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 @pytest.mark.slow

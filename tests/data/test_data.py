@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-import imageio.v3 as iio
 
 from biapy_cls.data.dataset import ImageSpec, InMemoryDataset, LazyDataset, load_sample
 from biapy_cls.data.discover import discover_labelled, discover_unlabelled, natural_key, stratified_split

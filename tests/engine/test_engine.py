@@ -10,8 +10,8 @@ import torch
 
 from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
-from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.data.plan import check_against_data
+from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, build_optimizer
 from biapy_cls.engine.runtime import Runtime, amp_dtype, set_threads
@@ -54,7 +54,9 @@ def test_warmupcosine_warms_up_per_step_then_decays_to_min_lr():
     assert lrs[:warmup] == pytest.approx([LR * (i + 1) / warmup for i in range(warmup)])
     # Then half a cosine from TRAIN.LR down to MIN_LR, which the last step reaches.
     decay = lrs[warmup:]
-    expected = [MIN_LR + (LR - MIN_LR) * 0.5 * (1 + math.cos(math.pi * i / (len(decay) - 1))) for i in range(len(decay))]
+    expected = [
+        MIN_LR + (LR - MIN_LR) * 0.5 * (1 + math.cos(math.pi * i / (len(decay) - 1))) for i in range(len(decay))
+    ]
     assert decay == pytest.approx(expected)
     assert decay[0] == pytest.approx(LR) and decay[-1] == pytest.approx(MIN_LR)
     assert all(a > b for a, b in zip(decay, decay[1:]))

@@ -12,12 +12,12 @@ import importlib.metadata as metadata
 import pkgutil
 import re
 import sys
-import tomllib
 
 import pytest
-from conftest import ROOT
+import tomllib
 
 import biapy_cls
+from conftest import ROOT
 
 SCANNED = ["biapy_cls", "scripts", "bench"]
 # import name -> distribution, for packages whose two names differ (used when the package is not installed)

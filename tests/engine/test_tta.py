@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import digits_config, write_yaml
 from torch import nn
 
 from biapy_cls.engine import inference
 from biapy_cls.engine.inference import predict, predict_batch
 from biapy_cls.engine.runtime import Runtime
+from conftest import digits_config, write_yaml
 
 
 def model_for(ndim: int) -> nn.Module:
@@ -27,7 +27,16 @@ def dihedral_2d(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def views_3d(x: torch.Tensor) -> list[torch.Tensor]:
-    flips = [x, x.flip(2), x.flip(3), x.flip(4), x.flip(2).flip(3), x.flip(2).flip(4), x.flip(3).flip(4), x.flip(2).flip(3).flip(4)]
+    flips = [
+        x,
+        x.flip(2),
+        x.flip(3),
+        x.flip(4),
+        x.flip(2).flip(3),
+        x.flip(2).flip(4),
+        x.flip(3).flip(4),
+        x.flip(2).flip(3).flip(4),
+    ]
     return flips + [f.transpose(-2, -1).flip(-1) for f in flips]
 
 
@@ -90,7 +99,9 @@ def test_predict_over_a_loader_keeps_dataset_order():
 
 @pytest.mark.slow
 def test_cli_test_only_run_with_tta_writes_other_probabilities(tmp_path, small_digits_dir, run_biapy):
-    cfg = digits_config(small_digits_dir, AUGMENTOR={"ENABLE": True, "HFLIP": True, "ELASTIC": True, "AUG_NUM_SAMPLES": 3})
+    cfg = digits_config(
+        small_digits_dir, AUGMENTOR={"ENABLE": True, "HFLIP": True, "ELASTIC": True, "AUG_NUM_SAMPLES": 3}
+    )
     cfg["TRAIN"]["EPOCHS"] = 1
     cfg["DATA"]["NORMALIZATION"] = {"TYPE": "zero_mean_unit_variance", "MEASURE_BY": "dataset"}
     config = write_yaml(tmp_path / "c.yaml", cfg)

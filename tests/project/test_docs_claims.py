@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
-
 from biapy_cls.config.defaults import get_cfg_defaults
+from conftest import ROOT
 
 DEFAULTS = (ROOT / "biapy_cls" / "config" / "defaults.py").read_text()
 
 
 def _comment_of(key: str) -> str:
+    """The comment lines right above the key, joined."""
     lines = DEFAULTS.splitlines()
     index = next(i for i, line in enumerate(lines) if line.startswith(f"_C.{key} ="))
-    return lines[index - 1]
+    start = index
+    while start > 0 and lines[start - 1].startswith("#"):
+        start -= 1
+    return " ".join(line.lstrip("# ") for line in lines[start:index])
 
 
 def test_vit_token_size_comment_gives_the_automatic_choice():

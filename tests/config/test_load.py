@@ -1,4 +1,6 @@
-"""Config loading: YAML + overrides, BiaPy spellings, and errors that name the key."""
+"""Config loading: YAML + overrides, BiaPy spellings, and errors that name the key.
+
+A missing file and bad YAML are tested through the CLI in tests/cli/test_user_errors.py."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def test_yaml_then_overrides_take_effect(tmp_path):
 
 
 def test_biapy_tuple_strings_and_scientific_notation_parse(tmp_path):
-    text = "PROBLEM:\n  TYPE: CLASSIFICATION\nDATA:\n  PATCH_SIZE: (28, 28, 1)\n  TRAIN:\n    PATH: /x\nTRAIN:\n  ENABLE: True\n  LR: 1.E-4\n"
+    text = ("PROBLEM:\n  TYPE: CLASSIFICATION\nDATA:\n  PATCH_SIZE: (28, 28, 1)\n  TRAIN:\n    PATH: /x\n"
+            "TRAIN:\n  ENABLE: True\n  LR: 1.E-4\n")
     path = tmp_path / "b.yaml"
     path.write_text(text)
     cfg, _ = load_config(path)
@@ -102,18 +105,6 @@ def test_other_workflows_are_refused(tmp_path):
 def test_case_insensitive_choices_are_normalised(tmp_path):
     cfg, _ = load(tmp_path, BASE, "TRAIN.OPTIMIZER", "adamw", "MODEL.ARCHITECTURE", "Simple_CNN")
     assert cfg.TRAIN.OPTIMIZER == "ADAMW"
-
-
-def test_yaml_syntax_error_gives_the_line(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("TRAIN:\n  ENABLE: True\n   EPOCHS: 3\n")
-    with pytest.raises(ConfigError, match=r"not valid YAML at line 3"):
-        load_config(path)
-
-
-def test_missing_config_file(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.yaml")
 
 
 def test_nothing_to_do_is_an_error(tmp_path):

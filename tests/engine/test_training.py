@@ -26,6 +26,7 @@ def predictions(tmp_path, name: str) -> bytes:
     return (tmp_path / name / "results" / f"{name}_1" / "predictions.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_identical(tmp_path, small_digits_dir, run_biapy):
     config = training_config(tmp_path, small_digits_dir, EPOCHS=2)
     for name in ("a", "b"):
@@ -36,6 +37,7 @@ def test_seeded_runs_are_identical(tmp_path, small_digits_dir, run_biapy):
     assert len(lines) == 2 and json.loads(lines[0])["train_loss"] != json.loads(lines[1])["train_loss"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, small_digits_dir, run_biapy, monkeypatch):
     config = training_config(tmp_path, small_digits_dir)
     code, _, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "a")
@@ -70,6 +72,7 @@ def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, small_digits_dir, 
     assert code == 2 and "already finished" in err and "--overwrite" in err
 
 
+@pytest.mark.slow
 def test_one_epoch_run_writes_logs_charts_and_tensorboard(tmp_path, small_digits_dir, run_biapy):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -105,14 +108,18 @@ def test_reduceonplateau_needs_a_validation_set(tmp_path, small_digits_dir, run_
     for name in ("a", "b"):  # one image per class: nothing can be split off for validation
         (tmp_path / "train" / name).mkdir(parents=True)
         shutil.copy(next((small_digits_dir / "train" / "0_zero").iterdir()), tmp_path / "train" / name / "x.png")
-    cfg = digits_config(small_digits_dir, TRAIN={"LR_SCHEDULER": {"NAME": "reduceonplateau",
-                                                                  "REDUCEONPLATEAU_PATIENCE": 2}}, TEST={"ENABLE": False})
+    cfg = digits_config(
+        small_digits_dir,
+        TRAIN={"LR_SCHEDULER": {"NAME": "reduceonplateau", "REDUCEONPLATEAU_PATIENCE": 2}},
+        TEST={"ENABLE": False},
+    )
     cfg["DATA"]["TRAIN"]["PATH"] = str(tmp_path / "train")
     code, _, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "j")
     assert code == 2 and "no validation set" in err and "reduceonplateau" in err
     assert not (tmp_path / "j").exists()  # refused before anything was written
 
 
+@pytest.mark.slow
 def test_reading_from_disk_with_worker_processes_trains_the_same_model(tmp_path, small_digits_dir, run_biapy):
     """SYSTEM.NUM_WORKERS: images read lazily by 2 DataLoader worker processes give the very predictions
     of images decoded once into memory (same order, same augmentation, same model)."""

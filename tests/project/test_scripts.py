@@ -108,7 +108,10 @@ def test_medmnist_2d_grayscale_with_names_from_json(tmp_path):
     names = tmp_path / "labels.json"
     names.write_text(json.dumps({"0": "adipose", "1": "smooth muscle", "2": "debris"}))
     out = tmp_path / "out"
-    assert load_script("medmnist_npz_to_folders").main([str(tmp_path / "m.npz"), str(out), "--labels-json", str(names)]) == 0
+    assert (
+        load_script("medmnist_npz_to_folders").main([str(tmp_path / "m.npz"), str(out), "--labels-json", str(names)])
+        == 0
+    )
     assert sorted(p.name for p in (out / "train").iterdir()) == ["0_adipose", "1_smooth_muscle", "2_debris"]
     for split, n in (("train", 12), ("val", 4), ("test", 6)):
         assert len(list((out / split).rglob("*.png"))) == n
@@ -144,6 +147,8 @@ def test_medmnist_errors(tmp_path, capsys):
     write_npz(tmp_path / "m.npz", (28, 28))
     assert script.main([str(tmp_path / "m.npz"), str(tmp_path / "o"), "--labels", "a,b"]) == 2
     assert "give 3 names" in capsys.readouterr().err
-    np.savez(tmp_path / "multi.npz", train_images=np.zeros((4, 28, 28), np.uint8), train_labels=np.zeros((4, 14), np.uint8))
+    np.savez(
+        tmp_path / "multi.npz", train_images=np.zeros((4, 28, 28), np.uint8), train_labels=np.zeros((4, 14), np.uint8)
+    )
     assert script.main([str(tmp_path / "multi.npz"), str(tmp_path / "o")]) == 2
     assert "multi-label" in capsys.readouterr().err

@@ -13,15 +13,7 @@ import tifffile
 from biapy_cls.config import get_cfg_defaults
 from biapy_cls.evaluation.report_html import TestOutcome, render_report
 from biapy_cls.outputs import RunPaths, atomic_write_text
-
-
-def assert_self_contained(text: str) -> None:
-    """No file, page or network resource referenced: every src is a data: URI, links stay in the page."""
-    sources = re.findall(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", text, flags=re.I)
-    assert all(s.startswith("data:image/png;base64,") for s in sources), sources
-    links = re.findall(r"""\bhref\s*=\s*["']?([^"'\s>]*)""", text, flags=re.I)
-    assert all(link.startswith("#") for link in links), links
-    assert "http:" not in text and "https:" not in text and "url(" not in text and "@import" not in text
+from conftest import assert_self_contained
 
 
 def write_pngs(folder, n):

@@ -67,8 +67,10 @@ def _extras(install_line: str) -> set[str]:
 
 def test_image_installs_the_extras_of_the_readme_install_line():
     readme = (ROOT / "README.md").read_text()
-    readme_line = next(line for line in readme.splitlines() if line.startswith("python -m pip install -e") and "test" not in line)
-    makefile_line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "install -e" in line and "test" not in line)
+    readme_line = next(line for line in readme.splitlines()
+                       if line.startswith("python -m pip install -e") and "test" not in line)
+    makefile_line = next(line for line in (ROOT / "Makefile").read_text().splitlines()
+                         if "install -e" in line and "test" not in line)
     docker_line = " ".join(rest for word, rest in instructions() if word == "RUN" and "pip install" in rest)
     assert _extras(docker_line) == _extras(readme_line) == _extras(makefile_line)
 

@@ -152,8 +152,21 @@ def test_config_rejects_z_keys_in_2d_and_unimplemented_keys(tmp_path, small_digi
         load_config(config, ["DATA.NORMALIZATION.PERC_CLIP.ENABLE", "True"])
     with pytest.raises(ConfigError, match="MB_KERNEL"):
         load_config(config, ["AUGMENTOR.MB_KERNEL", "(7, 3)"])
-    cfg, _ = load_config(config, ["AUGMENTOR.ENABLE", "True", "AUGMENTOR.ELASTIC", "True", "AUGMENTOR.E_ALPHA", "(20, 30)",
-                                  "TEST.AUGMENTATION", "True", "TEST.AUGMENTATION_MODE", "max"])
+    cfg, _ = load_config(
+        config,
+        [
+            "AUGMENTOR.ENABLE",
+            "True",
+            "AUGMENTOR.ELASTIC",
+            "True",
+            "AUGMENTOR.E_ALPHA",
+            "(20, 30)",
+            "TEST.AUGMENTATION",
+            "True",
+            "TEST.AUGMENTATION_MODE",
+            "max",
+        ],
+    )
     assert cfg.AUGMENTOR.E_ALPHA == (20, 30) and cfg.TEST.AUGMENTATION_MODE == "max"
 
 
@@ -201,7 +214,9 @@ def test_dataset_statistics_are_measured_once_and_survive_a_checkpoint(tmp_path)
     restored = Normalizer.from_state_dict(load_checkpoint(tmp_path / "c.pth")["normalizer"])
     assert restored == norm and not restored.needs_fit
     x = images.float() / 255
-    assert torch.allclose(restored(x, 255.0), torch.from_numpy((clipped - clipped.mean()) / clipped.std()).float(), atol=1e-5)
+    assert torch.allclose(
+        restored(x, 255.0), torch.from_numpy((clipped - clipped.mean()) / clipped.std()).float(), atol=1e-5
+    )
 
 
 def test_per_image_percentile_clip_and_fixed_values():
@@ -209,7 +224,9 @@ def test_per_image_percentile_clip_and_fixed_values():
     x[1] *= 0.5
     norm = Normalizer("div", clip=True, lower_perc=10, upper_perc=90)
     y = norm(x, 1.0)
-    assert torch.allclose(y.flatten(1).amin(1), torch.tensor([0.1, 0.05])) and torch.allclose(y.flatten(1).amax(1), torch.tensor([0.9, 0.45]))
+    assert torch.allclose(y.flatten(1).amin(1), torch.tensor([0.1, 0.05])) and torch.allclose(
+        y.flatten(1).amax(1), torch.tensor([0.9, 0.45])
+    )
     fixed = Normalizer("div", clip=True, lower_value=51.0, upper_value=102.0)(x, 255.0)
     assert fixed.min() == pytest.approx(0.2) and fixed.max() == pytest.approx(0.4)
 
@@ -222,7 +239,9 @@ def test_affine_geometry_is_in_pixels_whatever_the_aspect_ratio():
     assert any(torch.allclose(quarter, torch.rot90(x[..., :12], k, dims=(-2, -1)), atol=1e-5) for k in (1, 3))
     shifted = run(only("SHIFT", SHIFT_RANGE=(0.25, 0.25), AFFINE_MODE="wrap"), x)  # 3 rows and 5 columns
     for orig, out in zip(x, shifted):
-        assert any(torch.allclose(out, orig.roll((dy, dx), dims=(-2, -1)), atol=1e-5) for dy in (-3, 3) for dx in (-5, 5))
+        assert any(
+            torch.allclose(out, orig.roll((dy, dx), dims=(-2, -1)), atol=1e-5) for dy in (-3, 3) for dx in (-5, 5)
+        )
 
 
 def test_median_networks_select_the_median_of_every_ordering():

@@ -1,5 +1,5 @@
-"""Architectures from the CLI: 3D volumes end to end, fine-tuning a checkpoint on another class count,
-and the ViT defaults on the digits."""
+"""Architectures from the CLI: 3D volumes end to end and fine-tuning a checkpoint on another class count
+(the accuracy floors of every default-size model: tests/end_to_end/test_model_floors.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def test_3d_simple_cnn_learns_volumes(tmp_path, digits3d_dir, run_biapy):
     cfg = digits_config(digits3d_dir, PROBLEM={"TYPE": "CLASSIFICATION", "NDIM": "3D"},
                         TRAIN={"ENABLE": True, "EPOCHS": 8, "BATCH_SIZE": 16, "LR": 3e-3, "PATIENCE": -1})
     cfg["DATA"]["PATCH_SIZE"] = "(16, 32, 32, 1)"
-    code, out, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "v3d")
+    code, out, err = run_biapy(
+        "--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path, "--name", "v3d"
+    )
     assert code == 0, err
     assert "3D (16, 32, 32) with 1 channel" in out
     assert accuracy(tmp_path, "v3d") >= 0.6  # 10 classes: chance is 0.1
@@ -48,7 +50,9 @@ def test_3d_simple_cnn_learns_volumes(tmp_path, digits3d_dir, run_biapy):
 def test_fine_tune_with_another_class_count(tmp_path, small_digits_dir, run_biapy):
     first = digits_config(small_digits_dir, TRAIN={"ENABLE": True, "EPOCHS": 1, "BATCH_SIZE": 32, "LR": 3e-3,
                                                    "PATIENCE": -1}, TEST={"ENABLE": False})
-    code, _, err = run_biapy("--config", write_yaml(tmp_path / "a.yaml", first), "--result_dir", tmp_path, "--name", "ten")
+    code, _, err = run_biapy(
+        "--config", write_yaml(tmp_path / "a.yaml", first), "--result_dir", tmp_path, "--name", "ten"
+    )
     assert code == 0, err
     checkpoint = tmp_path / "ten" / "checkpoints" / "ten_1-checkpoint-best.pth"
     three = tmp_path / "three"
@@ -63,18 +67,20 @@ def test_fine_tune_with_another_class_count(tmp_path, small_digits_dir, run_biap
     code, out, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "three")
     assert code == 2 and "SKIP_UNMATCHED_LAYERS" in err + out
 
-    code, out, err = run_biapy("--config", config, "--result_dir", tmp_path, "--name", "three", "--overwrite",
-                               "MODEL.SKIP_UNMATCHED_LAYERS", "True", "MODEL.FREEZE_LAYERS_MATCHING", "['^features\\.0\\.']")
+    code, out, err = run_biapy(
+        "--config",
+        config,
+        "--result_dir",
+        tmp_path,
+        "--name",
+        "three",
+        "--overwrite",
+        "MODEL.SKIP_UNMATCHED_LAYERS",
+        "True",
+        "MODEL.FREEZE_LAYERS_MATCHING",
+        "['^features\\.0\\.']",
+    )
     assert code == 0, err
     assert "Fine-tuning from" in out and "head.weight" in out and "Frozen" in out
     metrics = json.loads((tmp_path / "three" / "results" / "three_1" / "test_metrics.json").read_text())
     assert set(metrics["per_class"]) == {"0_zero", "1_one", "2_two"}
-
-
-def test_vit_defaults_learn_digits(tmp_path, digits_dir, run_biapy):
-    cfg = digits_config(digits_dir, MODEL={"ARCHITECTURE": "vit"},
-                        TRAIN={"ENABLE": True, "EPOCHS": 8, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1})
-    code, out, err = run_biapy("--config", write_yaml(tmp_path / "v.yaml", cfg), "--result_dir", tmp_path, "--name", "vit")
-    assert code == 0, err
-    assert "ViT sizes for a 32x32 patch: token 8x8" in out
-    assert accuracy(tmp_path, "vit") >= 0.90

@@ -21,7 +21,7 @@ def test_every_default_key_is_documented_with_its_default():
     assert gen.undocumented_keys() == []
     text = gen.render()
     cfg = get_cfg_defaults()
-    assert "| `TRAIN.EPOCHS` | `%d` |" % cfg.TRAIN.EPOCHS in text
+    assert f"| `TRAIN.EPOCHS` | `{cfg.TRAIN.EPOCHS}` |" in text
     assert "div, scale_range, zero_mean_unit_variance" in text  # accepted values come from check.CHOICES
     assert "`MODEL.N_CLASSES` | `DATA.N_CLASSES`" in text  # compat.RENAMED
 

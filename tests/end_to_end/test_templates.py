@@ -12,8 +12,7 @@ import yaml
 from PIL import Image
 
 from biapy_cls.config import load_config
-from conftest import ROOT
-from test_report import assert_self_contained
+from conftest import ROOT, assert_self_contained
 
 TEMPLATES = sorted((ROOT / "templates" / "classification").glob("*.yaml"))
 
@@ -69,8 +68,20 @@ def overrides_for(template: Path, digits: Path, volumes: Path) -> list[str]:
     raw = yaml.safe_load(template.read_text())
     three_d = raw["PROBLEM"]["NDIM"] == "3D"
     data = volumes if three_d else digits
-    opts = ["DATA.TRAIN.PATH", data / "train", "DATA.TEST.PATH", data / "test", "TRAIN.EPOCHS", "1",
-            "DATA.N_CLASSES", "-1", "SYSTEM.NUM_WORKERS", "0", "AUGMENTOR.AUG_SAMPLES", "False"]  # samples: tested elsewhere
+    opts = [
+        "DATA.TRAIN.PATH",
+        data / "train",
+        "DATA.TEST.PATH",
+        data / "test",
+        "TRAIN.EPOCHS",
+        "1",
+        "DATA.N_CLASSES",
+        "-1",
+        "SYSTEM.NUM_WORKERS",
+        "0",
+        "AUGMENTOR.AUG_SAMPLES",
+        "False",
+    ]  # samples: tested elsewhere
     if not raw["DATA"].get("VAL", {}).get("FROM_TRAIN", True):
         opts += ["DATA.VAL.PATH", data / "test"]
     if template.name == "2d_classification_rgb.yaml":  # grayscale digits as RGB, smaller to keep the test fast
