@@ -24,7 +24,7 @@ from biapy_cls.data.discover import (
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
 from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
 from biapy_cls.data.preprocess import Preprocessing
-from biapy_cls.data.survey import check_channels, inferred_patch, survey
+from biapy_cls.data.survey import check_channels, check_memory, inferred_patch, survey
 from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
@@ -139,6 +139,9 @@ def plan_training_data(cfg: CN) -> DataPlan:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
     plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
+    if cfg.DATA.TRAIN.IN_MEMORY:
+        n = len(plan.train) + (len(plan.val) if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN else 0)
+        check_memory(n, plan.spec.shape, "DATA.TRAIN.PATH", "DATA.TRAIN.IN_MEMORY")
     return plan
 
 

@@ -58,3 +58,16 @@ def test_mixed_channel_counts_get_one_message_with_the_setting_that_accepts_all(
     from biapy_cls.data.dataset import build_dataset
 
     assert build_dataset(plan.train, plan.spec, True, "t").images.shape[1] == 3
+
+
+def test_in_memory_loading_that_cannot_fit_is_refused_with_the_figure(tmp_path):
+    for k in range(3):
+        _img(tmp_path / "train" / "a" / f"{k}.png", (16, 16))
+        _img(tmp_path / "train" / "b" / f"{k}.png", (16, 16))
+    with pytest.raises(DataError) as err:
+        plan_training_data(_cfg(tmp_path, PATCH_SIZE="(200000, 200000, 1)"))
+    text = str(err.value)
+    assert "DATA.TRAIN.IN_MEMORY is True, but 6 images" in text and "need at least 240.0 GB" in text
+    assert "set DATA.TRAIN.IN_MEMORY False" in text
+    plan_training_data(_cfg(tmp_path, PATCH_SIZE="(200000, 200000, 1)", TRAIN={"PATH": str(tmp_path / "train"),
+                                                                              "IN_MEMORY": False}))
