@@ -8,6 +8,7 @@ Kept free of heavy imports so that `--help` and `--version` answer at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -118,6 +119,12 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+# errno -> what to call it: the machine's problem, not a bug (a full disk during a checkpoint save, ...)
+DISK_ERRORS = {errno.ENOSPC: "The disk is full", errno.EDQUOT: "The disk quota is exceeded",
+               errno.EROFS: "The file system is read-only", errno.EACCES: "Permission denied",
+               errno.EPERM: "Operation not permitted (an immutable file or folder?)"}
+
+
 def worker_message(text: str) -> str:
     """The tool's own message out of an error re-raised from a DataLoader worker, which torch wraps in
     "Caught DataError in DataLoader worker process 0. Original Traceback ...": the same one paragraph
@@ -171,15 +178,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print_error(f"stopped by {stop_cause(err)} before training started; nothing was lost.", title="INTERRUPTED")
         return exit_code(err, EXIT_INTERRUPTED)
+    except OSError as err:
+        if args.debug:
+            raise
+        if err.errno not in DISK_ERRORS:
+            return _internal_error(err)
+        print_error(f"{DISK_ERRORS[err.errno]}: writing '{err.filename or 'a result file'}' failed ({err.strerror}). "
+                    "Free space or fix the permissions, or choose another --result_dir; an interrupted training run "
+                    "continues from its last completed epoch with --resume.")
+        return 2
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback for users
         if args.debug:
             raise
-        where = f"[rank {_rank()}] " if _rank() else ""
-        print_error(
-            f"{where}unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
-            "data. Re-run with --debug to see the full traceback and please report it."
-        )
-        return 1
+        return _internal_error(err)
+
+
+def _internal_error(err: BaseException) -> int:
+    where = f"[rank {_rank()}] " if _rank() else ""
+    print_error(
+        f"{where}unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
+        "data. Re-run with --debug to see the full traceback and please report it."
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -182,6 +182,19 @@ def check_writable(directory: Path) -> None:
     probe_parent = directory
     while not probe_parent.exists() and probe_parent != probe_parent.parent:
         probe_parent = probe_parent.parent
+    if not probe_parent.is_dir():
+        raise UserError(
+            f"Cannot write results under '{directory}': '{probe_parent}' is a file, not a folder. Choose another "
+            "--result_dir (or --name)."
+        )
+    # Every folder of the job that already exists (an immutable checkpoints/, say) must be writable too.
+    for sub in ("checkpoints", "logs", "results", "config_files"):
+        folder = directory / sub
+        if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+            raise UserError(
+                f"Cannot write results under '{directory}': its folder '{folder}' is not a writable folder. Fix its "
+                "permissions (or chattr -i it), or choose another --result_dir or --name."
+            )
     if not os.access(probe_parent, os.W_OK | os.X_OK):
         raise UserError(
             f"Cannot write results under '{directory}': the folder '{probe_parent}' is not writable. Choose "

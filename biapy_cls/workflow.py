@@ -132,7 +132,10 @@ def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPat
             raise stopped from None
         except BaseException:
             if runtime.is_main:
-                write_run_info(paths, "failed")
+                try:  # on a full disk this write fails too: the error to report is the first one
+                    write_run_info(paths, "failed")
+                except OSError:
+                    log.warning(f"Could not record the failure in '{paths.run_info}'.")
                 guard.ended(paths.last_checkpoint if cfg.TRAIN.ENABLE else None)
             raise
         if runtime.is_main:

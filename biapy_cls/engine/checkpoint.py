@@ -8,6 +8,7 @@ plain Python values, so it loads with `torch.load(weights_only=True)`: no code r
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -32,7 +33,14 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.close(fd)
     try:
         os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
-        torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
+        try:
+            torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
+        except RuntimeError as err:  # torch reports a failed write (a full disk) as RuntimeError: say what it is
+            if "write" not in str(err).lower():
+                raise
+            full = shutil.disk_usage(path.parent).free < 64 * 2**20
+            raise OSError(errno.ENOSPC if full else errno.EIO, "the disk is full" if full else str(err), str(path)) \
+                from err
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
