@@ -1,7 +1,7 @@
-"""The classification run, wired in one place: config -> data -> model -> training -> test -> files.
+"""The classification run's steps: data plan -> model -> training -> calibration -> test -> files.
 
-Data flows one way. Everything that can be checked before heavy work (config, folders, the first
-image of each class, the output folder) is checked before anything is written.
+Data flows one way. The order of a run (checks, claiming the output folder, logs, export) is in
+api.py, the one path that both `biapy ...` and the Python API take.
 """
 
 from __future__ import annotations
@@ -17,47 +17,38 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
-from biapy_cls import __version__
-from biapy_cls.config import load_config
 from biapy_cls.config.settings import SystemSettings
-from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader
 from biapy_cls.data.io import read_file
 from biapy_cls.data.plan import (
     DataPlan,
-    data_notes,
-    describe,
     plan_test_data,
     plan_training_data,
-    write_filtered_samples,
 )
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.checkpoint_match import check_class_names
 from biapy_cls.engine.finetune import backbone_parameters
 from biapy_cls.engine.inference import predict
-from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (
     Runtime,
     amp_dtype,
-    run_on_main,
+    barrier,
     seed_everything,
-    setup_runtime,
-    shutdown_runtime,
     unwrap,
 )
-from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError
+from biapy_cls.evaluation import calibration
+from biapy_cls.evaluation.insights import ExplainSettings, analyse
 from biapy_cls.evaluation.metrics import classification_metrics, format_report, summary_line
 from biapy_cls.evaluation.report_html import Predictions, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
 from biapy_cls.export import bmz_source as bmz
-from biapy_cls.export.bmz import export_run
-from biapy_cls.logs import close_logging, setup_logging
 from biapy_cls.models import ModelSpec, build_model, pretrained_weights
 from biapy_cls.models.prepare import prepare_model, run_model_spec, size_warning
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
-from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
-from biapy_cls.training import train
+from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
 
@@ -66,68 +57,16 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
 
 
-def run_from_args(args: argparse.Namespace) -> None:
-    """Everything `biapy ...` does after parsing its flags."""
-    setup_logging(None)
-    paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
-    cfg, notices = load_config(args.config, args.opts)
-    paths = paths.with_checkpoint_format(cfg.MODEL.OUT_CHECKPOINT_FORMAT)
-    check_writable(paths.job_dir)
-    runtime = setup_runtime(args.gpu, SystemSettings.from_cfg(cfg).num_cpus)
-    try:
-        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
-            run_all_folds(args, cfg, notices, paths, runtime, run_one)
-        else:
-            run_one(args, cfg, notices, paths, runtime)
-    finally:
-        close_logging()
-        shutdown_runtime(runtime)
-
-
-def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
-            resume: bool | None = None) -> None:
-    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
-    resume = args.resume if resume is None else resume
-    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths, resume))
-    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
-    setup_logging(paths.log_file, runtime.is_main)
-    if runtime.is_main:
-        log.info(f"biapy-cls {__version__}: {command_line(args)}")
-        for notice in notices:
-            log.info(f"Note: {notice}")
-        if resume_note:
-            log.info(resume_note)
-        atomic_write_text(paths.config_file, cfg.dump())
-        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
-        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                 + f", {torch.get_num_threads()} CPU thread(s) per process")
-        log.info(describe(plan))
-        write_filtered_samples(paths, plan)
-    try:
-        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
-    except KeyboardInterrupt:
-        if runtime.is_main:
-            write_run_info(paths, "interrupted")
-        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
-                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
-                 else "No epoch had completed, so there is nothing to resume.")
-        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-    except BaseException:
-        if runtime.is_main:
-            write_run_info(paths, "failed")
-        raise
-    if runtime.is_main:
-        write_run_info(paths, "finished")
-        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
-
-
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
-    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
-    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
-    if resume:
-        return check_resume(cfg, paths, resume_command(args))
-    return None
+def data_folders(cfg: CN) -> dict[str, str]:
+    """The folders this run reads images from, by key."""
+    folders = {}
+    if cfg.TRAIN.ENABLE:
+        folders["DATA.TRAIN.PATH"] = cfg.DATA.TRAIN.PATH
+        if not cfg.DATA.VAL.FROM_TRAIN:
+            folders["DATA.VAL.PATH"] = cfg.DATA.VAL.PATH
+    if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST:
+        folders["DATA.TEST.PATH"] = cfg.DATA.TEST.PATH
+    return folders
 
 
 def resume_command(args: argparse.Namespace) -> str:
@@ -144,7 +83,10 @@ def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan,
     elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
-            checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+            source = checkpoint_to_load(cfg, paths)
+            checkpoint = load_checkpoint(source, "checkpoint to start training from")
+            check_class_names(checkpoint, plan.class_names, str(source), fine_tune=True,
+                              skip_unmatched=cfg.MODEL.SKIP_UNMATCHED_LAYERS)
         if not resume:  # the model fits the patch and its pretrained weights are here (or stop: nothing written)
             spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
                                   len(plan.class_names))
@@ -175,15 +117,23 @@ def checkpoint_to_load(cfg: CN, paths: RunPaths):
     return next((p for p in (path, path.with_suffix(".pth"), path.with_suffix(".safetensors")) if p.exists()), path)
 
 
-def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
-                       resume: bool = False) -> None:
+def model_config(cfg: CN, checkpoint: dict | None) -> CN:
+    """What the model is built from: this config's MODEL section, or a test-only run's checkpoint's."""
+    if checkpoint is not None and not cfg.TRAIN.ENABLE:
+        return CN(CN.load_cfg(checkpoint["model_cfg"]))
+    return cfg.MODEL
+
+
+def build_run_model(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
+                    resume: bool = False) -> tuple[torch.nn.Module, ModelSpec, Normalizer]:
+    """The model a run works with, on its device: rebuilt from the checkpoint for a test-only run,
+    otherwise built from the config (any MODEL.SOURCE) with its starting weights for training."""
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
-    model_cfg = cfg.MODEL  # what the model is built from: this config, or the checkpoint's
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
-        model_cfg = CN(CN.load_cfg(checkpoint["model_cfg"]))
+        model_cfg = model_config(cfg, checkpoint)
         is_bmz = bmz.is_bmz(model_spec)
         model = bmz.model_for(model_cfg, plan, model_spec) if is_bmz else build_model(model_spec, model_cfg)
         model.load_state_dict(checkpoint["model_state"])
@@ -212,21 +162,30 @@ def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPla
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"Model: {model_spec.label} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
+    return model, model_spec, normalizer
+
+
+def checkpoint_payload(cfg: CN, plan: DataPlan, model_spec: ModelSpec, normalizer: Normalizer):
+    """The static part of every checkpoint, as a function: the normaliser's statistics are measured
+    at the start of training, after this is built."""
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
                 "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
                 "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
-    history: list[dict] = []
-    if cfg.TRAIN.ENABLE:
-        model, history = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
-    if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer, history)
-    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
-        write_report(paths, cfg, plan.class_names, history=history)
-    if cfg.MODEL.BMZ.EXPORT.ENABLE and runtime.is_main:
-        export_run(cfg, paths, plan, unwrap(model), model_spec, model_cfg, normalizer)
+    return payload
+
+
+def test_temperature(cfg: CN, checkpoint: dict | None, fitted: float | None) -> float | None:
+    """TEST.CALIBRATE: the temperature to divide test logits by (fitted after training, or the checkpoint's)."""
+    if not cfg.TEST.CALIBRATE:
+        return None
+    temperature = fitted if cfg.TRAIN.ENABLE else (checkpoint or {}).get("temperature")
+    if temperature is None and not cfg.TRAIN.ENABLE:
+        log.warning("TEST.CALIBRATE is True but the checkpoint holds no temperature (it was trained without "
+                    "TEST.CALIBRATE): the test probabilities are not calibrated.")
+    return temperature
 
 
 def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: ModelSpec, checkpoint: dict | None,
@@ -245,9 +204,38 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
             param.requires_grad_(False)
 
 
+def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
+              normalizer: Normalizer) -> float | None:
+    """TEST.CALIBRATE: fit a temperature on the validation set with the final weights; store it in the checkpoints."""
+    if plan.val is None:
+        log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
+        return None
+    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                            preprocess=plan.preprocess_for("VAL"))
+    system = SystemSettings.from_cfg(cfg)
+    loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, system.seed, system.num_workers,
+                          system.pin_memory and runtime.cuda, runtime.rank, runtime.world_size)
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime.cuda), runtime, desc="Calibrating")
+    temperature = calibration.fit_temperature(probs, plan.val.labels)
+    log.info(f"Temperature scaling (TEST.CALIBRATE): T = {temperature:.3f} fitted on {len(val_set)} validation "
+             f"images; validation NLL {calibration.nll(probs, plan.val.labels):.4f} -> "
+             f"{calibration.nll(calibration.apply_temperature(probs, temperature), plan.val.labels):.4f}.")
+    if temperature in (calibration.T_MIN, calibration.T_MAX):
+        log.warning(f"The temperature reached its bound {temperature:g}: the validation set "
+                    f"({(probs.argmax(1) != plan.val.labels).sum()} errors in {len(val_set)} images) is too easy or "
+                    "too small to calibrate on; more validation images give a trustworthy temperature.")
+    if runtime.is_main:
+        calibration.store_temperature([paths.best_checkpoint, paths.last_checkpoint], temperature)
+    barrier(runtime)
+    return temperature
+
+
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer, history: list[dict]) -> None:
-    """Predict the test images; write predictions.csv, the test metrics (with labels) and the report."""
+         normalizer: Normalizer, temperature: float | None = None,
+         history: list[dict] | None = None) -> tuple[np.ndarray, dict | None]:
+    """Predict the test set and write predictions, metrics and report; returns (probabilities, metrics).
+    `history`: the training epochs for the report's curves (None: read from the run's training log)."""
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
                              preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     system = SystemSettings.from_cfg(cfg)
@@ -260,17 +248,28 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
-        return
+        return probs, None
     labels = plan.test.labels if plan.has_test_labels else None
-    write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
-    log.info(f"Predictions: {paths.predictions}")
+    raw_probs, names = probs, plan.test.relative_names()
+    if temperature is not None:
+        probs = calibration.apply_temperature(probs, temperature)
+    write_predictions(paths.predictions, names, probs, plan.class_names, labels)
+    scaled = f" (temperature-scaled, T = {temperature:.3f})" if temperature else ""
+    log.info(f"Predictions: {paths.predictions}{scaled}")
+
+    def insights(metrics: dict | None):
+        return analyse(unwrap(model), test_set, make_prepare(normalizer, None, runtime.cuda), runtime.device, probs,
+                       labels, raw_probs, plan.class_names, names, paths, ExplainSettings.from_cfg(cfg), metrics,
+                       temperature, cfg.SYSTEM.SEED)
+
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        predictions = Predictions(plan.test.paths, plan.test.relative_names(), probs, None, None, read_file)
+        predictions = Predictions(plan.test.paths, names, probs, None, None, read_file, insights(None))
         write_report(paths, cfg, plan.class_names, predictions, history)
-        return
+        return probs, None
     metrics = classification_metrics(labels, probs, plan.class_names)
+    metrics.update(calibration.calibration_metrics(labels, probs, raw_probs, temperature))
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(
         metrics["confusion_matrix"]["matrix"],
@@ -280,5 +279,10 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(summary_line(metrics, cfg.TEST.METRICS))
-    predictions = Predictions(plan.test.paths, plan.test.relative_names(), probs, labels, metrics, read_file)
+    log.info(f"Calibration: expected calibration error {metrics['expected_calibration_error']:.4f}, Brier score "
+             f"{metrics['brier_score']:.4f}" + (f" (before temperature scaling: ECE "
+             f"{metrics['calibration']['expected_calibration_error_before']:.4f})" if temperature else ""))
+    predictions = Predictions(plan.test.paths, names, probs, labels, metrics, read_file, insights(metrics))
     write_report(paths, cfg, plan.class_names, predictions, history)
+    return probs, metrics
+

@@ -629,6 +629,16 @@ _C.TEST.METRICS = []
 _C.TEST.AUGMENTATION = False
 # How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
 _C.TEST.AUGMENTATION_MODE = "mean"
+# Temperature scaling: fit one temperature on the validation set after training (stored in the checkpoint)
+# and apply it to the test probabilities.
+_C.TEST.CALIBRATE = False
+_C.TEST.EXPLAIN = CN()
+# Saliency maps, feature embedding, ROC/PR and reliability charts in results/RUN/ and the report (labelled or not).
+_C.TEST.EXPLAIN.ENABLE = True
+# Saliency maps of this many of the most confident correct predictions per class (plus the most confident errors).
+_C.TEST.EXPLAIN.N_PER_CLASS = 2
+# Saliency method: gradcam (last convolutional map, or the ViT's token map) or gradients (|d score / d pixel|).
+_C.TEST.EXPLAIN.METHOD = "gradcam"
 
 # ---------------------------------------------------------------------------------------------------
 _C.LOG = CN()

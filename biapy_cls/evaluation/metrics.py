@@ -54,6 +54,8 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     """Everything test_metrics.json holds: overall scores, per-class report, confusion matrix."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
 
+    from biapy_cls.evaluation.curves import average_precision
+
     n_classes = len(class_names)
     labels = list(range(n_classes))
     y_pred = probs.argmax(axis=1)
@@ -74,9 +76,11 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
     auc = _roc_auc(y_true, probs, n_classes)
     metrics["roc_auc_macro"] = float(np.mean(list(auc.values()))) if auc else None
+    ap = average_precision(y_true, probs, n_classes)
+    metrics["average_precision_macro"] = float(np.mean(list(ap.values()))) if ap else None
     metrics["per_class"] = {
         name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k]),
-               "roc_auc": auc.get(k)}
+               "roc_auc": auc.get(k), "average_precision": ap.get(k)}
         for k, name in enumerate(class_names)
     }
     cm = confusion_matrix(torch.as_tensor(y_pred), torch.as_tensor(y_true), n_classes).numpy()

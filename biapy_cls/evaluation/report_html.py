@@ -1,8 +1,9 @@
 """results/RUN/report.html: one self-contained page a person can open, mail or archive.
 
-Config summary, training curves, test metrics, confusion matrix and the most confidently
-misclassified test images. Every picture is inlined as a base64 PNG and the style sheet is inline,
-so the page references no other file and nothing on the network.
+Config summary, training curves, test metrics, confusion matrix, the most confidently misclassified
+test images, and the sections of insight_html (calibration, ROC/PR, embedding, saliency). Every picture
+is inlined as a base64 PNG and the style sheet is inline, so the page references no other file and
+nothing on the network.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from yacs.config import CfgNode as CN
 from biapy_cls import __version__
 from biapy_cls.config.settings import MONITOR_MODES
 from biapy_cls.engine.finetune import FineTuning
+from biapy_cls.evaluation.insight_html import STYLE as INSIGHT_STYLE
+from biapy_cls.evaluation.insight_html import insight_sections
+from biapy_cls.evaluation.insights import Insights
 from biapy_cls.models.prepare import describe_model, uses_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, read_run_info
 
@@ -65,6 +69,7 @@ class Predictions:
     labels: np.ndarray | None  # true class indices; None when the test set has no labels
     metrics: dict | None  # test_metrics.json, when there are labels
     read_image: Callable[[Path], np.ndarray] | None = None  # reads a file for its thumbnail (data.io.read_file)
+    insights: Insights | None = None  # saliency maps, embedding, calibration and ROC/PR charts
 
 
 def esc(value) -> str:
@@ -326,10 +331,14 @@ def prediction_counts_section(outcome: Predictions, class_names: list[str]) -> s
 # --------------------------------------------------------------------------------------- the page
 def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Predictions | None = None,
                   history: list[dict] | None = None) -> str:
-    """The page; `history` is the training log's rows (the trainer's history), [] or None without training."""
+    """The page; `history` is the training log's rows (the trainer's history), [] without training, None
+    to read them from the run's training log."""
     info = read_run_info(paths)
-    history = history or []
-    monitor = str(cfg.TRAIN.CHECKPOINT_MONITOR)
+    # None: the training log's rows, so that a test-only run into a trained job keeps the training run's curves.
+    from biapy_cls.evaluation.reports import read_training_log
+
+    history = read_training_log(paths.training_log) if history is None else history
+    monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
     parts = [config_section(cfg, paths, info), cross_validation_section(paths.results_dir),
              training_section(history, monitor)]
     if outcome is not None and outcome.metrics is not None:
@@ -338,6 +347,7 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Pre
         parts.append(prediction_counts_section(outcome, class_names))
     if outcome is not None and len(outcome.probs):
         parts.append(examples_section(outcome, class_names))
+        parts += insight_sections(outcome.insights, outcome.metrics, class_names)
     what = " and ".join(w for w, on in (("training", cfg.TRAIN.ENABLE), ("test", outcome is not None)) if on)
     header = (
         f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
@@ -345,7 +355,7 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Pre
     )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><title>{esc(paths.run_name)} - biapy-cls report</title>"
-            f"<style>{STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")
+            f"<style>{STYLE}{INSIGHT_STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")
 
 
 def write_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Predictions | None = None,
