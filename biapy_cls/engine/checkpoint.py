@@ -71,8 +71,7 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
         inside = sorted(p.name for p in path.glob("*.pth"))[:5]
         hint = f" It holds {', '.join(inside)}: give the path of one of them." if inside else ""
         raise CheckpointError(f"The {what} '{path}' is a folder, not a checkpoint file (.pth).{hint}")
-    # A safetensors file starts with its header's length and a JSON header: text-like, but no text file.
-    kind = None if safetensors_io.is_safetensors(path) else _file_kind(path)
+    kind = None if safetensors_io.is_safetensors(path) else _file_kind(path)  # safetensors starts with JSON text
     if kind:
         raise CheckpointError(
             f"The {what} '{path}' is {kind}, not a PyTorch checkpoint. Give the .pth file written in a biapy-cls "
