@@ -325,7 +325,7 @@ def memory_cases(folder: Path, fmt: str, copies: tuple[int, ...], quick: bool) -
 
 def run(work: Path, quick: bool, say=print) -> dict:
     """Every measurement of this module; `work` holds the generated files."""
-    n = {"2D": 16, "3D": 4} if quick else {"2D": 96, "3D": 12}
+    n = {"2D": 16, "3D": 4} if quick else {"2D": 64, "3D": 8}
     workers = (0, 1, 2)
     result: dict = {"quick": quick, "formats": {}}
     for fmt, (ndim, _, _, _, _, batch) in FORMATS.items():
@@ -334,7 +334,7 @@ def run(work: Path, quick: bool, say=print) -> dict:
         samples, spec = write_set(folder, fmt, n[ndim], quick)
         row = {"spatial": spec.spatial, "pipeline": pipeline(samples, spec, batch, workers), "models": {}}
         for arch in MODELS[:1] if quick else MODELS:
-            row["models"][arch] = train_step_rate(arch, spec, batch, 1 if quick else 2)
+            row["models"][arch] = train_step_rate(arch, spec, batch, 1 if quick or ndim == "3D" else 2)
         if ndim == "3D" or (fmt.startswith("256") and not quick):
             row["memory"] = memory_cases(folder, fmt, (1, 4) if quick else (1, 4, 16), quick)
         result["formats"][fmt] = row
