@@ -248,9 +248,9 @@ def build(arch: str, spec, n_classes: int = 10):
     if arch == "resnet18":
         if spec.ndim == "3D":
             return None, "2D only (torchvision)"
-        if "SOURCE" in cfg.MODEL:
-            cfg.merge_from_list(["MODEL.SOURCE", "torchvision", "MODEL.ARCHITECTURE", "resnet18"])
-            return build_model(ModelSpec("resnet18", spec.ndim, spec.channels, n_classes, spec.spatial), cfg.MODEL), ""
+        if "source" in ModelSpec.__dataclass_fields__:  # MODEL.SOURCE torchvision, random weights
+            spec = ModelSpec("resnet18", spec.ndim, spec.channels, n_classes, spec.spatial, source="torchvision")
+            return build_model(spec, cfg.MODEL), ""
         import torchvision
 
         model = torchvision.models.resnet18(num_classes=n_classes)
