@@ -15,6 +15,6 @@ demo: install data
 	      --result_dir results --name digits_demo --run_id 1 --overwrite
 
 test:
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,bmz]"
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest

@@ -42,6 +42,7 @@ def all_ops_cfg():
     cfg.AUGMENTOR.ENABLE = True
     for name in OPS:
         cfg.AUGMENTOR[name] = name != "ZFLIP"
+    cfg.AUGMENTOR.RANDAUGMENT.ENABLE = True  # the 2D policy too (label mixing acts after this pipeline)
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""Command line: argv -> (config, run paths) -> workflow. The only place that parses flags.
+"""Command line: argv -> BiaPy(...).run_job() (biapy_cls/api.py). The only place that parses flags.
 
     biapy --config x.yaml --result_dir out --name job --run_id 1 --gpu 0 [KEY VALUE ...]
 
@@ -128,11 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_usage(sys.stderr)
         print_error("--config is required: give the path of your YAML file, e.g. --config my_classification.yaml")
         return 2
+    biapy = None
     try:
-        # Imported here, not at the top: these pull in torch.
-        from biapy_cls.workflow import run_from_args
+        # Imported here, not at the top: the API pulls in torch. The CLI is a thin layer over it.
+        from biapy_cls.api import BiaPy
 
-        run_from_args(args)
+        biapy = BiaPy(args.config, result_dir=args.result_dir, name=args.name, run_id=args.run_id, gpu=args.gpu,
+                      verbose=True, overrides=args.opts, resume=args.resume, overwrite=args.overwrite,
+                      argv=args.argv)
+        biapy.run_job()
         return 0
     except UserError as err:
         if args.debug:
@@ -159,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data. Re-run with --debug to see the full traceback and please report it."
         )
         return 1
+    finally:
+        if biapy is not None:
+            biapy.close()
 
 
 if __name__ == "__main__":

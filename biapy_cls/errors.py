@@ -39,3 +39,7 @@ class TrainingInterrupted(Exception):
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
+
+
+class WeightsUnavailable(UserError):
+    """Pretrained weights are neither in the cache nor downloadable (offline machine, failed download)."""

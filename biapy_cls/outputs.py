@@ -2,7 +2,7 @@
 
     JOB = RESULT_DIR/NAME, RUN = NAME_RUNID
     JOB/config_files/<config stem>_<run_id>.yaml
-    JOB/checkpoints/RUN-checkpoint-best.pth, RUN-checkpoint-last.pth
+    JOB/checkpoints/RUN-checkpoint-best.pth, RUN-checkpoint-last.pth (.safetensors: MODEL.OUT_CHECKPOINT_FORMAT)
     JOB/logs/RUN_log.txt, RUN_training_log.json
     JOB/results/RUN/{predictions.csv, test_metrics.json, test_metrics.csv, report.html, run_info.json,
                      charts/, aug/, tensorboard/}
@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from biapy_cls.errors import RunStateError, UserError
@@ -31,6 +31,7 @@ class RunPaths:
     run_name: str
     config_stem: str
     run_id: int
+    checkpoint_suffix: str = ".pth"  # ".safetensors" with MODEL.OUT_CHECKPOINT_FORMAT safetensors
 
     @classmethod
     def create(cls, result_dir: str, name: str, run_id: int, config_path: str) -> RunPaths:
@@ -42,6 +43,10 @@ class RunPaths:
                 stem = stem[: -len(suffix)]
         return cls(Path(result_dir).expanduser().absolute() / name, f"{name}_{run_id}", stem, run_id)
 
+    def with_checkpoint_format(self, fmt: str) -> RunPaths:
+        """The same run writing MODEL.OUT_CHECKPOINT_FORMAT checkpoints: pth or safetensors."""
+        return replace(self, checkpoint_suffix=f".{fmt}")
+
     @property
     def config_file(self) -> Path:
         return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}.yaml"
@@ -52,11 +57,11 @@ class RunPaths:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.checkpoint_dir / f"{self.run_name}-checkpoint-best.pth"
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-best{self.checkpoint_suffix}"
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoint_dir / f"{self.run_name}-checkpoint-last.pth"
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-last{self.checkpoint_suffix}"
 
     @property
     def log_dir(self) -> Path:
@@ -91,6 +96,15 @@ class RunPaths:
         return self.results_dir / "predictions.csv"
 
     @property
+    def test_features(self) -> Path:
+        """Penultimate-layer features of the test images, rows in the order of predictions.csv."""
+        return self.results_dir / "test_features.npy"
+
+    @property
+    def explain_dir(self) -> Path:
+        return self.results_dir / "explain"
+
+    @property
     def report(self) -> Path:
         return self.results_dir / "report.html"
 
@@ -100,17 +114,19 @@ class RunPaths:
 
     def epoch_checkpoint(self, epoch: int) -> Path:
         """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
-        return self.checkpoint_dir / f"{self.run_name}-checkpoint-{epoch}.pth"
+        return self.checkpoint_dir / f"{self.run_name}-checkpoint-{epoch}{self.checkpoint_suffix}"
 
     def training_outputs(self) -> list[Path]:
         """What a training run writes (and --overwrite removes)."""
-        epochs = sorted(self.checkpoint_dir.glob(f"{glob.escape(self.run_name)}-checkpoint-[0-9]*.pth"))
+        pattern = f"{glob.escape(self.run_name)}-checkpoint-[0-9]*{self.checkpoint_suffix}"
+        epochs = sorted(self.checkpoint_dir.glob(pattern))
         return [self.results_dir, self.best_checkpoint, self.last_checkpoint, *epochs, self.log_file,
                 self.training_log, self.config_file]
 
     def test_outputs(self) -> list[Path]:
         """What a test-only run writes."""
-        return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv"]
+        return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv",
+                self.test_features, self.explain_dir]
 
     def protected_outputs(self, training: bool) -> list[Path]:
         """Results worth protecting: a run that left none of these (it failed early) may be re-run freely."""

@@ -1,7 +1,7 @@
-"""The classification run, wired in one place: config -> data -> model -> training -> test -> files.
+"""The classification run's steps: data plan -> model -> training -> calibration -> test -> files.
 
-Data flows one way. Everything that can be checked before heavy work (config, folders, the first
-image of each class, the output folder) is checked before anything is written.
+Data flows one way. The order of a run (checks, claiming the output folder, logs, export) is in
+api.py, the one path that both `biapy ...` and the Python API take.
 """
 
 from __future__ import annotations
@@ -19,46 +19,42 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
-from biapy_cls import __version__
-from biapy_cls.config import load_config
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import Augmenter
-from biapy_cls.data.crossval import all_folds, run_all_folds
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader, replicate
+from biapy_cls.data.mixing import Mixer, MixSettings
 from biapy_cls.data.plan import (
     DataPlan,
-    data_notes,
-    describe,
     plan_test_data,
     plan_training_data,
-    write_filtered_samples,
 )
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.ema import EmaSettings, ModelEma
+from biapy_cls.engine.finetune import BackboneFreezer, FineTuning, backbone_parameters
 from biapy_cls.engine.inference import predict
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
-from biapy_cls.engine.resume import check_resume
 from biapy_cls.engine.runtime import (
     Runtime,
     amp_dtype,
     barrier,
-    run_on_main,
     seed_everything,
-    setup_runtime,
-    shutdown_runtime,
     unwrap,
 )
 from biapy_cls.engine.trainer import DEFAULT_METRICS, MONITORS, EarlyStopping, FitSetup, fit, restore_training_state
-from biapy_cls.errors import CheckpointError, TrainingInterrupted
+from biapy_cls.errors import CheckpointError
+from biapy_cls.evaluation import calibration
+from biapy_cls.evaluation.insights import ExplainSettings, analyse
 from biapy_cls.evaluation.metrics import format_report, test_metrics
 from biapy_cls.evaluation.report_html import TestOutcome, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
-from biapy_cls.logs import close_logging, setup_logging
-from biapy_cls.models import ModelSpec, build_model
+from biapy_cls.export import bmz_source as bmz
+from biapy_cls.models import ModelSpec, build_model, pretrained_weights
+from biapy_cls.models.prepare import prepare_model, run_model_spec, size_warning
 from biapy_cls.models.transfer import freeze_matching, load_fine_tune, load_pretrained
-from biapy_cls.outputs import RunPaths, atomic_write_text, check_writable, claim_run, write_run_info
+from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
 
@@ -67,82 +63,25 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
 
 
-def run_from_args(args: argparse.Namespace) -> None:
-    """Everything `biapy ...` does after parsing its flags."""
-    setup_logging(None)
-    paths = RunPaths.create(args.result_dir, args.name, args.run_id, args.config)
-    cfg, notices = load_config(args.config, args.opts)
-    check_writable(paths.job_dir)
-    runtime = setup_runtime(args.gpu, cfg.SYSTEM.NUM_CPUS)
-    try:
-        if all_folds(cfg):  # DATA.VAL.CROSS_VAL_FOLD -1: one run per fold, then their summary
-            run_all_folds(args, cfg, notices, paths, runtime, run_one)
-        else:
-            run_one(args, cfg, notices, paths, runtime)
-    finally:
-        close_logging()
-        shutdown_runtime(runtime)
-
-
-def run_one(args: argparse.Namespace, cfg: CN, notices: list[str], paths: RunPaths, runtime: Runtime,
-            resume: bool | None = None) -> None:
-    """One run: plan, claim the run folder, train and/or test. `resume` defaults to --resume."""
-    resume = args.resume if resume is None else resume
-    # Rank 0 reads the folders and claims the output tree; every rank gets its plan, or its error.
-    plan, checkpoint = run_on_main(runtime, lambda: plan_data(cfg, paths))
-    resume_note = run_on_main(runtime, lambda: claim_run_or_resume(cfg, paths, args, resume))
-    setup_logging(paths.log_file, runtime.is_main)
-    if runtime.is_main:
-        log.info(f"biapy-cls {__version__}: {command_line(args)}")
-        for notice in notices:
-            log.info(f"Note: {notice}")
-        if resume_note:
-            log.info(resume_note)
-        atomic_write_text(paths.config_file, cfg.dump())
-        write_run_info(paths, "running", command=command_line(args), version=__version__, data_notes=data_notes(plan))
-        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                 + f", {torch.get_num_threads()} CPU thread(s) per process")
-        log.info(describe(plan))
-        write_filtered_samples(paths, plan)
-    try:
-        run_classification(cfg, paths, runtime, plan, checkpoint, resume=resume)
-    except KeyboardInterrupt:
-        if runtime.is_main:
-            write_run_info(paths, "interrupted")
-        saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
-                 f"{resume_command(args)}" if paths.last_checkpoint.exists()
-                 else "No epoch had completed, so there is nothing to resume.")
-        raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
-    except BaseException:
-        if runtime.is_main:
-            write_run_info(paths, "failed")
-        raise
-    if runtime.is_main:
-        write_run_info(paths, "finished")
-        log.info(f"Done. Outputs are in '{paths.job_dir}'.")
-
-
-def claim_run_or_resume(cfg: CN, paths: RunPaths, args: argparse.Namespace, resume: bool) -> str | None:
-    """Claim the output folder (nothing written yet); with --resume, check the run can go on."""
-    claim_run(paths, cfg.TRAIN.ENABLE, resume, args.overwrite)
-    if resume:
-        return check_resume(cfg, paths, resume_command(args))
-    return None
-
-
 def resume_command(args: argparse.Namespace) -> str:
     """The command that continues this run: the one typed, with --resume and without --overwrite."""
     argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *argv, "--resume"])
 
 
-def plan_data(cfg: CN, paths: RunPaths) -> tuple[DataPlan, dict | None]:
+def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan, dict | None]:
     """The data plan, and the checkpoint a test-only run predicts with (or training starts from)."""
     checkpoint = None
-    if cfg.TRAIN.ENABLE:
+    if bmz.model_from_package(cfg):  # the model, its classes and its input size come from a BMZ package
+        plan = bmz.data_plan(cfg, plan_training_data)
+    elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
             checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+        if not resume:  # the model fits the patch and its pretrained weights are here (or stop: nothing written)
+            spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
+                                  len(plan.class_names))
+            prepare_model(spec, cfg.MODEL, fetch=checkpoint is None)
     else:
         checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to test with")
         spec = ImageSpec(**{**checkpoint["image_spec"], "spatial": tuple(checkpoint["image_spec"]["spatial"])})
@@ -164,7 +103,9 @@ def checkpoint_to_load(cfg: CN, paths: RunPaths):
             "TRAIN.ENABLE is False, so the model to test must come from a checkpoint: set MODEL.LOAD_CHECKPOINT "
             "True (uses this job's own checkpoint) and/or PATHS.CHECKPOINT_FILE to a .pth file."
         )
-    return paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    path = paths.best_checkpoint if cfg.MODEL.LOAD_CHECKPOINT_EPOCH == "best_on_val" else paths.last_checkpoint
+    # The job may have been trained with the other MODEL.OUT_CHECKPOINT_FORMAT.
+    return next((p for p in (path, path.with_suffix(".pth"), path.with_suffix(".safetensors")) if p.exists()), path)
 
 
 def make_prepare(normalizer: Normalizer, augmenter: Augmenter | None, runtime: Runtime):
@@ -189,39 +130,75 @@ def num_workers(cfg: CN) -> int:
     return min(4, cpus) if workers == -1 else workers
 
 
-def run_classification(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
-                       resume: bool = False) -> None:
+def model_config(cfg: CN, checkpoint: dict | None) -> CN:
+    """What the model is built from: this config's MODEL section, or a test-only run's checkpoint's."""
+    if checkpoint is not None and not cfg.TRAIN.ENABLE:
+        return CN(CN.load_cfg(checkpoint["model_cfg"]))
+    return cfg.MODEL
+
+
+def build_run_model(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, checkpoint: dict | None,
+                    resume: bool = False) -> tuple[torch.nn.Module, ModelSpec, Normalizer]:
+    """The model a run works with, on its device: rebuilt from the checkpoint for a test-only run,
+    otherwise built from the config (any MODEL.SOURCE) with its starting weights for training."""
     seed_everything(cfg.SYSTEM.SEED)
     n_classes = len(plan.class_names)
     if checkpoint is not None and not cfg.TRAIN.ENABLE:
         model_spec = ModelSpec.from_dict(checkpoint["model_spec"])
         normalizer = Normalizer.from_state_dict(checkpoint["normalizer"])
-        model = build_model(model_spec, CN(CN.load_cfg(checkpoint["model_cfg"])))
+        model_cfg = model_config(cfg, checkpoint)
+        is_bmz = bmz.is_bmz(model_spec)
+        model = bmz.model_for(model_cfg, plan, model_spec) if is_bmz else build_model(model_spec, model_cfg)
         model.load_state_dict(checkpoint["model_state"])
+    elif cfg.MODEL.SOURCE == "bmz":  # a BioImage Model Zoo package; its own preprocessing is inside the model
+        model_spec = bmz.model_spec(plan)
+        normalizer = Normalizer(kind="div")
+        model = bmz.model_for(cfg.MODEL, plan, model_spec)
+        if cfg.TRAIN.ENABLE:
+            start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     else:
-        model_spec = ModelSpec(cfg.MODEL.ARCHITECTURE, plan.spec.ndim, plan.spec.channels, n_classes, plan.spec.spatial)
-        normalizer = Normalizer.from_cfg(cfg)
-        model = build_model(model_spec, cfg.MODEL)
+        model_spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial, n_classes)
+        # Pretrained library weights bring their own normalisation, kept whether they are loaded now or not.
+        weights = pretrained_weights(model_spec, cfg.MODEL)
+        normalizer = Normalizer.for_weights(weights.mean, weights.std) if weights else Normalizer.from_cfg(cfg)
+        if weights and cfg.TRAIN.ENABLE:
+            log.info(f"Pretrained weights {weights.name}: their normalisation replaces DATA.NORMALIZATION.")
+            if size_warning(model_spec, weights):
+                log.warning(size_warning(model_spec, weights))
+        start = cfg.TRAIN.ENABLE and not resume and checkpoint is None and weights is not None
+        model = build_model(model_spec, cfg.MODEL, pretrained=start)
         if cfg.TRAIN.ENABLE:
             start_weights(cfg, paths, model, model_spec, checkpoint, resume)
     model.to(runtime.device)
     if runtime.cuda:
         model = model.to(memory_format=torch.channels_last) if plan.spec.ndim == "2D" else model
     n_params = sum(p.numel() for p in model.parameters())
-    log.info(f"Model: {model_spec.architecture} ({n_params / 1e6:.2f} M parameters); normalisation: "
+    log.info(f"Model: {model_spec.label} ({n_params / 1e6:.2f} M parameters); normalisation: "
              f"{describe_normalizer(normalizer)}")
+    return model, model_spec, normalizer
+
+
+def checkpoint_payload(cfg: CN, plan: DataPlan, model_spec: ModelSpec, normalizer: Normalizer):
+    """The static part of every checkpoint, as a function: the normaliser's statistics are measured
+    at the start of training, after this is built."""
 
     def payload() -> dict:
         return {"model_spec": model_spec.to_dict(), "model_cfg": cfg.MODEL.dump(), "class_names": plan.class_names,
                 "image_spec": asdict(plan.spec), "normalizer": normalizer.state_dict(), "config": cfg.dump(),
                 "preprocess": plan.preprocess.state_dict() if plan.preprocess is not None else None}
 
-    if cfg.TRAIN.ENABLE:
-        model = train(cfg, paths, runtime, plan, model, normalizer, payload, resume)
-    if cfg.TEST.ENABLE:
-        test(cfg, paths, runtime, plan, model, normalizer)
-    elif runtime.is_main:  # a training-only run still gets its report (config and curves)
-        write_report(paths, cfg, plan.class_names)
+    return payload
+
+
+def test_temperature(cfg: CN, checkpoint: dict | None, fitted: float | None) -> float | None:
+    """TEST.CALIBRATE: the temperature to divide test logits by (fitted after training, or the checkpoint's)."""
+    if not cfg.TEST.CALIBRATE:
+        return None
+    temperature = fitted if cfg.TRAIN.ENABLE else (checkpoint or {}).get("temperature")
+    if temperature is None and not cfg.TRAIN.ENABLE:
+        log.warning("TEST.CALIBRATE is True but the checkpoint holds no temperature (it was trained without "
+                    "TEST.CALIBRATE): the test probabilities are not calibrated.")
+    return temperature
 
 
 def scaled_for_world_size(cfg: CN, runtime: Runtime) -> CN:
@@ -251,6 +228,9 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
     elif not resume and cfg.MODEL.PRETRAINED_WEIGHTS:
         load_pretrained(model, cfg.MODEL.PRETRAINED_WEIGHTS)
     freeze_matching(model, list(cfg.MODEL.FREEZE_LAYERS_MATCHING))
+    if cfg.TRAIN.BACKBONE_LR_SCALE == 0:
+        for param in backbone_parameters(model):
+            param.requires_grad_(False)
 
 
 def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -274,13 +254,27 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         log.info(f"Normalisation statistics of the training set: {describe_normalizer(normalizer)}")
     augmenter = Augmenter(cfg)
     log.info(f"Augmentation: {augmenter.describe()}")
-    if augmenter and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
+    mixer = Mixer(MixSettings.from_cfg(cfg), len(plan.class_names))
+    if mixer:
+        log.info(f"Label mixing: {mixer.describe()}.")
+    if (augmenter or mixer) and cfg.AUGMENTOR.AUG_SAMPLES and runtime.is_main and not resume:
         files = write_aug_samples(augmenter, train_set, paths.aug_dir, paths.run_name, cfg.AUGMENTOR.AUG_NUM_SAMPLES,
-                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED)
+                                  cfg.AUGMENTOR.DRAW_GRID, cfg.SYSTEM.SEED, mixer=mixer)
         log.info(f"Augmentation samples: {files[0]}")
+    ema_settings = EmaSettings.from_cfg(cfg)
+    ema = ModelEma(model, ema_settings.decay, ema_settings.warmup) if ema_settings.enable else None
+    if ema is not None:
+        log.info(f"Weight EMA: decay {ema_settings.decay:g}, warm-up {ema_settings.warmup} steps; validated next to "
+                 "the raw weights each epoch, the better one checkpointed.")
+    tuning = FineTuning.from_cfg(cfg)
+    freezer = BackboneFreezer(model, tuning.freeze_backbone_epochs) if tuning.freeze_backbone_epochs else None
+    if tuning.active:
+        log.info(f"Fine-tuning: {tuning.describe()}.")
     if runtime.distributed:
+        # A backbone frozen for the first epochs gets no gradients then: DDP must not wait for them.
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.device.index] if runtime.cuda else None)
+            model, device_ids=[runtime.device.index] if runtime.cuda else None,
+            find_unused_parameters=freezer is not None)
     n_classes = len(plan.class_names)
     monitor = cfg.TRAIN.CHECKPOINT_MONITOR if val_loader is not None else "train_loss"
     cfg = scaled_for_world_size(cfg, runtime)
@@ -311,6 +305,9 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
         # A gradient scaler only for fp16, whose small range underflows gradients; bf16 needs none.
         scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16),
         save_every=cfg.MODEL.SAVE_CKPT_FREQ,
+        mix=mixer if mixer else None,
+        ema=ema,
+        epoch_start=freezer,
     )
     if resume:
         state = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
@@ -342,12 +339,42 @@ def train(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: tor
     model = unwrap(model)
     barrier(runtime)  # rank 0 has written the best checkpoint before anyone reads it
     if paths.best_checkpoint.exists():  # test with the best weights, as BiaPy does
-        model.load_state_dict(load_checkpoint(paths.best_checkpoint)["model_state"])
+        best_state = load_checkpoint(paths.best_checkpoint)
+        model.load_state_dict(best_state["model_state"])
+        if ema is not None:
+            log.info(f"The best checkpoint holds the {'EMA' if best_state.get('weights') == 'ema' else 'raw'} weights.")
     return model
 
 
+def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
+              normalizer: Normalizer) -> float | None:
+    """TEST.CALIBRATE: fit a temperature on the validation set with the final weights; store it in the checkpoints."""
+    if plan.val is None:
+        log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
+        return None
+    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                            preprocess=plan.preprocess_for("VAL"))
+    loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
+                          cfg.SYSTEM.PIN_MEM and runtime.cuda, runtime.rank, runtime.world_size)
+    probs = predict(unwrap(model), loader, make_prepare(normalizer, None, runtime), runtime, desc="Calibrating")
+    temperature = calibration.fit_temperature(probs, plan.val.labels)
+    log.info(f"Temperature scaling (TEST.CALIBRATE): T = {temperature:.3f} fitted on {len(val_set)} validation "
+             f"images; validation NLL {calibration.nll(probs, plan.val.labels):.4f} -> "
+             f"{calibration.nll(calibration.apply_temperature(probs, temperature), plan.val.labels):.4f}.")
+    if temperature in (calibration.T_MIN, calibration.T_MAX):
+        log.warning(f"The temperature reached its bound {temperature:g}: the validation set "
+                    f"({(probs.argmax(1) != plan.val.labels).sum()} errors in {len(val_set)} images) is too easy or "
+                    "too small to calibrate on; more validation images give a trustworthy temperature.")
+    if runtime.is_main:
+        calibration.store_temperature([paths.best_checkpoint, paths.last_checkpoint], temperature)
+    barrier(runtime)
+    return temperature
+
+
 def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
-         normalizer: Normalizer) -> None:
+         normalizer: Normalizer, temperature: float | None = None) -> tuple[np.ndarray, dict | None]:
+    """Predict the test set and write predictions, metrics and report; returns (probabilities, metrics)."""
     test_set = build_dataset(plan.test, plan.spec, cfg.DATA.TEST.IN_MEMORY, "Loading test images",
                              preprocess=plan.preprocess_for("VAL" if cfg.DATA.TEST.USE_VAL_AS_TEST else "TEST"))
     loader = build_loader(test_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, cfg.SYSTEM.SEED, num_workers(cfg),
@@ -359,18 +386,28 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     log.info(f"Predicted {len(test_set)} test images in {time.perf_counter() - start:.1f} s"
              + (f" with test-time augmentation ({cfg.TEST.AUGMENTATION_MODE} of flips and rotations)." if tta else "."))
     if not runtime.is_main:
-        return
+        return probs, None
     labels = plan.test.labels if plan.test_has_labels else None
-    write_predictions(paths.predictions, plan.test.relative_names(), probs, plan.class_names, labels)
-    log.info(f"Predictions: {paths.predictions}")
+    raw_probs, names = probs, plan.test.relative_names()
+    if temperature is not None:
+        probs = calibration.apply_temperature(probs, temperature)
+    write_predictions(paths.predictions, names, probs, plan.class_names, labels)
+    scaled = f" (temperature-scaled, T = {temperature:.3f})" if temperature else ""
+    log.info(f"Predictions: {paths.predictions}{scaled}")
+
+    def insights(metrics: dict | None):
+        return analyse(unwrap(model), test_set, make_prepare(normalizer, None, runtime), runtime.device, probs, labels,
+                       raw_probs, plan.class_names, names, paths, ExplainSettings.from_cfg(cfg), metrics, temperature,
+                       cfg.SYSTEM.SEED)
+
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))
         log.info("Predicted classes: " + ", ".join(f"{n}: {c}" for n, c in zip(plan.class_names, counts)))
-        write_report(
-            paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, None, None)
-        )
-        return
+        outcome = TestOutcome(plan.test.paths, names, probs, None, None, insights(None))
+        write_report(paths, cfg, plan.class_names, outcome)
+        return probs, None
     metrics = test_metrics(labels, probs, plan.class_names)
+    metrics.update(calibration.calibration_metrics(labels, probs, raw_probs, temperature))
     write_test_metrics(paths.results_dir, metrics)
     plot_confusion(
         metrics["confusion_matrix"]["matrix"],
@@ -380,9 +417,12 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     )
     log.info("Test results\n" + format_report(metrics, plan.class_names))
     log.info(test_summary(metrics, cfg.TEST.METRICS))
-    write_report(
-        paths, cfg, plan.class_names, TestOutcome(plan.test.paths, plan.test.relative_names(), probs, labels, metrics)
-    )
+    log.info(f"Calibration: expected calibration error {metrics['expected_calibration_error']:.4f}, Brier score "
+             f"{metrics['brier_score']:.4f}" + (f" (before temperature scaling: ECE "
+             f"{metrics['calibration']['expected_calibration_error_before']:.4f})" if temperature else ""))
+    outcome = TestOutcome(plan.test.paths, names, probs, labels, metrics, insights(metrics))
+    write_report(paths, cfg, plan.class_names, outcome)
+    return probs, metrics
 
 
 def test_summary(metrics: dict, names: list[str]) -> str:

@@ -14,6 +14,8 @@ from yacs.config import CfgNode as CN
 from biapy_cls.data.filters import check_filter_cfg
 from biapy_cls.data.preprocess import check_preprocess_cfg
 from biapy_cls.errors import ConfigError
+from biapy_cls.export.settings import check_bmz, check_bmz_installed
+from biapy_cls.models import available_sources
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
 CHOICES = {
@@ -26,10 +28,13 @@ CHOICES = {
     "AUGMENTOR.BRIGHTNESS_MODE": ["2D", "3D"],
     "AUGMENTOR.CONTRAST_MODE": ["2D", "3D"],
     "TEST.AUGMENTATION_MODE": ["mean", "max", "min"],
+    "TEST.EXPLAIN.METHOD": ["gradcam", "gradients"],
     "LOSS.TYPE": ["CE", ""],
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
     "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
+    "MODEL.SOURCE": [*available_sources(), "bmz"],  # bmz: export/bmz_source.py, outside the model registry
+    "MODEL.OUT_CHECKPOINT_FORMAT": ["pth", "safetensors"],
     "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
     "TRAIN.AMP": ["auto", "bf16", "fp16", "none"],
@@ -55,13 +60,31 @@ RANGES = {
     "AUGMENTOR.AUG_NUM_SAMPLES": (1, None, "at least 1"),
     "AUGMENTOR.E_SIGMA": (0.0, None, "0 or more (pixels)"),
     "AUGMENTOR.GAUSSIAN_NOISE_VAR": (0.0, None, "0 or more"),
+    "AUGMENTOR.MS_DISPLACEMENT": (0, None, "0 or more pixels"),
+    "AUGMENTOR.MS_ROTATE_RATIO": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.MISSP_CHANNEL_PB": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.GRID_RATIO": (0.0, 1.0, "between 0 and 1"),
+    "AUGMENTOR.GRID_ROTATE": (0.0, 1.0, "between 0 and 1 (1 = 360 degrees)"),
+    "AUGMENTOR.SALT_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.PEPPER_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.SALT_AND_PEPPER_AMOUNT": (0.0, 1.0, "a fraction between 0 and 1"),
+    "AUGMENTOR.SALT_AND_PEPPER_PROP": (0.0, 1.0, "a share between 0 and 1"),
+    "AUGMENTOR.MIXUP": (0.0, None, "0 (off) or a Beta alpha greater than 0, e.g. 0.2"),
+    "AUGMENTOR.CUTMIX_ALPHA": (0.0, None, "0 (off) or a Beta alpha greater than 0, e.g. 1.0"),
+    "AUGMENTOR.RANDAUGMENT.N": (1, None, "at least 1"),
+    "AUGMENTOR.RANDAUGMENT.M": (0, 30, "between 0 and 30"),
+    "MODEL.EMA.DECAY": (0.0, 1.0, "between 0 and 1, e.g. 0.999"),
+    "MODEL.EMA.WARMUP": (0, None, "0 (none) or more optimizer steps"),
     "TRAIN.LR": (0.0, None, "greater than 0, e.g. 0.001"),
     "TRAIN.W_DECAY": (0.0, None, "0 or more"),
     "TRAIN.BATCH_SIZE": (1, None, "at least 1"),
+    "TEST.EXPLAIN.N_PER_CLASS": (0, None, "0 or more"),
     "TRAIN.EPOCHS": (0, None, "0 or more"),
     "TRAIN.MOMENTUM": (0.0, 1.0, "between 0 and 1, e.g. 0.9"),
     "TRAIN.ACCUM_ITER": (1, None, "at least 1"),
     "TRAIN.GRADIENT_CLIP_NORM": (0.0, None, "0 (no clipping) or more, e.g. 1.0"),
+    "TRAIN.BACKBONE_LR_SCALE": (0.0, None, "0 (backbone fixed) or more, e.g. 0.1"),
+    "TRAIN.FREEZE_BACKBONE_EPOCHS": (0, None, "0 or more"),
     "LOSS.LABEL_SMOOTHING": (0.0, 0.99, "between 0 and 0.99, e.g. 0.1"),
     "MODEL.SAVE_CKPT_FREQ": (-1, None, "-1 (never) or at least 1"),
     "LOG.CHART_CREATION_FREQ": (1, None, "at least 1"),
@@ -198,6 +221,14 @@ AUG_PAIR_BOUNDS = {
     "DROP_RANGE": (0.0, 1.0, "fractions between 0 and 1"),
     "COUT_NB_ITERATIONS": (0, None, "counts of 0 or more"),
     "COUT_SIZE": (0.0, 1.0, "fractions between 0 and 1"),
+    "CBLUR_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "CBLUR_DOWN_RANGE": (1, None, "whole downsampling factors of at least 1"),
+    "CMIX_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "CNOISE_SCALE": (0.0, None, "0 or more"),
+    "CNOISE_NB_ITERATIONS": (0, None, "counts of 0 or more"),
+    "CNOISE_SIZE": (1e-6, 1.0, "fractions greater than 0 and at most 1"),
+    "MISSP_ITERATIONS": (0, None, "counts of 0 or more"),
+    "GRID_D_RANGE": (1e-6, None, "fractions of the image size greater than 0"),
 }
 
 
@@ -214,7 +245,8 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
             and ((low is not None and min(value) < low) or (high is not None and max(value) > high))
         ):
             errors.append(f"AUGMENTOR.{key} is {tuple(value)}; it must hold {text}.")
-    for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS"):
+    for key in ("MB_KERNEL", "MOTB_K_RANGE", "COUT_NB_ITERATIONS", "CBLUR_DOWN_RANGE", "CNOISE_NB_ITERATIONS",
+                "MISSP_ITERATIONS"):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in aug[key]):
             errors.append(f"AUGMENTOR.{key} is {tuple(aug[key])}; it must be two whole numbers, e.g. (3, 7).")
     if cfg.PROBLEM.NDIM == "2D":
@@ -222,6 +254,13 @@ def _check_augmentation(cfg: CN, errors: list[str], notices: list[str]) -> None:
             if aug[key]:
                 errors.append(f"AUGMENTOR.{key} acts on the z axis, which 2D images do not have (PROBLEM.NDIM is "
                               f"2D). Set AUGMENTOR.{key} False, or PROBLEM.NDIM 3D for volumes.")
+    if cfg.PROBLEM.NDIM == "3D":
+        for key, on in (("RANDAUGMENT.ENABLE", aug.RANDAUGMENT.ENABLE), ("TRIVIALAUGMENT", aug.TRIVIALAUGMENT)):
+            if on:
+                errors.append(f"AUGMENTOR.{key} is a 2D policy (torchvision's operations act on y-x images); "
+                              "PROBLEM.NDIM is 3D. Set it False, or use the 3D AUGMENTOR transformations.")
+    if aug.RANDAUGMENT.ENABLE and aug.TRIVIALAUGMENT:
+        errors.append("AUGMENTOR.RANDAUGMENT.ENABLE and AUGMENTOR.TRIVIALAUGMENT are both True; choose one policy.")
     switched_on = [name for name in OPS if aug[name]]
     if switched_on and not aug.ENABLE:
         notices.append(f"AUGMENTOR.ENABLE is False, so {', '.join(switched_on)} (switched on) will not be applied.")
@@ -267,7 +306,7 @@ def _check_model(model: CN, errors: list[str]) -> None:
 
 def check_config(cfg: CN) -> list[str]:
     """Validate `cfg` in place (normalising spellings); raise ConfigError listing every problem."""
-    from biapy_cls.models import available_architectures, normalize_architecture
+    from biapy_cls.models import get_source
 
     errors: list[str] = []
     notices: list[str] = []
@@ -319,15 +358,12 @@ def check_config(cfg: CN) -> list[str]:
     check_preprocess_cfg(cfg, errors)
     check_filter_cfg(cfg, errors)
 
-    arch = normalize_architecture(cfg.MODEL.ARCHITECTURE)
-    if arch not in available_architectures():
-        errors.append(
-            f"MODEL.ARCHITECTURE '{cfg.MODEL.ARCHITECTURE}' is not known. "
-            f"Valid: {', '.join(available_architectures())}."
-        )
+    if cfg.MODEL.SOURCE in available_sources():
+        errors += get_source(cfg.MODEL.SOURCE).check(cfg.MODEL, ndim)
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
     _check_model(cfg.MODEL, errors)
+    check_bmz(cfg, errors)
     if cfg.LOSS.TYPE == "":
         cfg.LOSS.TYPE = "CE"
 
@@ -352,4 +388,5 @@ def check_config(cfg: CN) -> list[str]:
         errors.append("TEST.ENABLE is True but DATA.TEST.PATH is empty: set it to your test folder.")
     if errors:
         raise ConfigError("\n".join(errors))
+    check_bmz_installed(cfg)
     return notices

@@ -344,10 +344,130 @@ _C.AUGMENTOR.GAUSSIAN_NOISE_VAR = 0.05
 _C.AUGMENTOR.GAUSSIAN_NOISE_USE_INPUT_IMG_MEAN_AND_VAR = False
 # Probability of GAUSSIAN_NOISE; -1 = DA_PROB.
 _C.AUGMENTOR.GAUSSIAN_NOISE_PROB = -1.0
+# Grayscale: every channel replaced by the mean of the channels.
+_C.AUGMENTOR.GRAYSCALE = False
+# Probability of GRAYSCALE; -1 = DA_PROB.
+_C.AUGMENTOR.GRAYSCALE_PROB = -1.0
+# Shuffle the channels (a random order other than the original).
+_C.AUGMENTOR.CHANNEL_SHUFFLE = False
+# Probability of CHANNEL_SHUFFLE; -1 = DA_PROB.
+_C.AUGMENTOR.CHANNEL_SHUFFLE_PROB = -1.0
+# CutBlur: a box replaced by a low-resolution copy of itself.
+_C.AUGMENTOR.CUTBLUR = False
+# Range of the box size, as a fraction of y and x.
+_C.AUGMENTOR.CBLUR_SIZE = (0.2, 0.4)
+# Range of the integer downsampling factor (both ends included).
+_C.AUGMENTOR.CBLUR_DOWN_RANGE = (2, 8)
+# True: only the box is made low-resolution; False: half of the times the rest of the image instead.
+_C.AUGMENTOR.CBLUR_INSIDE = True
+# Probability of CUTBLUR; -1 = DA_PROB.
+_C.AUGMENTOR.CUTBLUR_PROB = -1.0
+# BiaPy's CutMix: paste a box of another image of the batch; the labels are mixed by area (see MIXUP).
+_C.AUGMENTOR.CUTMIX = False
+# Range of the pasted box size, as a fraction of y and x.
+_C.AUGMENTOR.CMIX_SIZE = (0.2, 0.4)
+# Probability of CUTMIX per image; -1 = DA_PROB.
+_C.AUGMENTOR.CUTMIX_PROB = -1.0
+# CutNoise: add Gaussian noise inside random boxes.
+_C.AUGMENTOR.CUTNOISE = False
+# Range of the noise's standard deviation, as a fraction of the image's maximum.
+_C.AUGMENTOR.CNOISE_SCALE = (0.05, 0.1)
+# Range of the number of boxes (both ends included).
+_C.AUGMENTOR.CNOISE_NB_ITERATIONS = (1, 3)
+# Range of the box size, as a fraction of every axis.
+_C.AUGMENTOR.CNOISE_SIZE = (0.2, 0.4)
+# Probability of CUTNOISE; -1 = DA_PROB.
+_C.AUGMENTOR.CUTNOISE_PROB = -1.0
+# Mis-alignment of sections: rows below a random one (2D) or z-slices (3D) translated or rotated.
+_C.AUGMENTOR.MISALIGNMENT = False
+# Largest displacement in pixels (y-x plane).
+_C.AUGMENTOR.MS_DISPLACEMENT = 16
+# Share of the mis-alignments that are rotations (the others are translations).
+_C.AUGMENTOR.MS_ROTATE_RATIO = 0.5
+# Probability of MISALIGNMENT; -1 = DA_PROB.
+_C.AUGMENTOR.MISALIGNMENT_PROB = -1.0
+# Missing sections: a thick straight line across a channel (3D: a z-slice) filled with its mean.
+_C.AUGMENTOR.MISSING_SECTIONS = False
+# Probability that each channel (3D: each z-slice of each channel) gets a line.
+_C.AUGMENTOR.MISSP_CHANNEL_PB = 0.5
+# Range of the line's thickening (dilations, upper end excluded as in BiaPy).
+_C.AUGMENTOR.MISSP_ITERATIONS = (10, 30)
+# Probability of MISSING_SECTIONS; -1 = DA_PROB.
+_C.AUGMENTOR.MISSING_SECTIONS_PROB = -1.0
+# GridMask: zero the squares of a rotated grid.
+_C.AUGMENTOR.GRIDMASK = False
+# Kept band width as a fraction of the grid period (zeroed share about (1 - GRID_RATIO)^2).
+_C.AUGMENTOR.GRID_RATIO = 0.6
+# Range of the grid period: from GRID_D_RANGE[0] x height to GRID_D_RANGE[1] x width pixels.
+_C.AUGMENTOR.GRID_D_RANGE = (0.4, 1)
+# Largest rotation of the grid, as a fraction of 360 degrees (0 to 1).
+_C.AUGMENTOR.GRID_ROTATE = 1.0
+# Zero the bands instead of the squares.
+_C.AUGMENTOR.GRID_INVERT = False
+# Probability of GRIDMASK; -1 = DA_PROB.
+_C.AUGMENTOR.GRIDMASK_PROB = -1.0
+# Poisson noise (skimage's random_noise 'poisson', photon count from the image's number of values).
+_C.AUGMENTOR.POISSON_NOISE = False
+# Probability of POISSON_NOISE; -1 = DA_PROB.
+_C.AUGMENTOR.POISSON_NOISE_PROB = -1.0
+# Salt: set a fraction of the values to the maximum (1.0 = the dtype's full range).
+_C.AUGMENTOR.SALT = False
+# Fraction of the values set to the maximum.
+_C.AUGMENTOR.SALT_AMOUNT = 0.05
+# Probability of SALT; -1 = DA_PROB.
+_C.AUGMENTOR.SALT_PROB = -1.0
+# Pepper: set a fraction of the values to 0 (-1 for images with negative values).
+_C.AUGMENTOR.PEPPER = False
+# Fraction of the values set to 0.
+_C.AUGMENTOR.PEPPER_AMOUNT = 0.05
+# Probability of PEPPER; -1 = DA_PROB.
+_C.AUGMENTOR.PEPPER_PROB = -1.0
+# Salt and pepper together.
+_C.AUGMENTOR.SALT_AND_PEPPER = False
+# Fraction of the values replaced.
+_C.AUGMENTOR.SALT_AND_PEPPER_AMOUNT = 0.05
+# Share of the replaced values that are salt (the rest pepper).
+_C.AUGMENTOR.SALT_AND_PEPPER_PROP = 0.5
+# Probability of SALT_AND_PEPPER; -1 = DA_PROB.
+_C.AUGMENTOR.SALT_AND_PEPPER_PROB = -1.0
+# MixUp (beyond BiaPy): Beta(alpha, alpha) blend of each batch with itself reversed, labels alike; 0 = off.
+_C.AUGMENTOR.MIXUP = 0.0
+# CutMix (beyond BiaPy, timm's): alpha of the Beta distribution of the kept share; 0 = off.
+_C.AUGMENTOR.CUTMIX_ALPHA = 0.0
+# Probability that a batch is mixed by MIXUP / CUTMIX_ALPHA.
+_C.AUGMENTOR.MIXUP_PROB = 1.0
+# With both MIXUP and CUTMIX_ALPHA set: probability of CutMix instead of MixUp for a batch.
+_C.AUGMENTOR.MIXUP_SWITCH_PROB = 0.5
+_C.AUGMENTOR.RANDAUGMENT = CN()
+# RandAugment (2D, beyond BiaPy): N random operations at magnitude M on every image. Not when orientation
+# or colour is the label.
+_C.AUGMENTOR.RANDAUGMENT.ENABLE = False
+# Number of operations per image.
+_C.AUGMENTOR.RANDAUGMENT.N = 2
+# Magnitude, 0 to 30.
+_C.AUGMENTOR.RANDAUGMENT.M = 9
+# TrivialAugment (2D, beyond BiaPy): one random operation at a random magnitude on every image.
+_C.AUGMENTOR.TRIVIALAUGMENT = False
 
 # ---------------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Network, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ... efficientnet_b7 (case-insensitive).
+# Where the model comes from: biapy (MODEL.ARCHITECTURE), torchvision (MODEL.TORCHVISION_MODEL_NAME) or timm
+# (MODEL.TIMM_MODEL_NAME).
+_C.MODEL.SOURCE = "biapy"
+# torchvision model when MODEL.SOURCE is torchvision: a classification model (2D, e.g. resnet18) or a video model
+# (3D, e.g. r3d_18).
+_C.MODEL.TORCHVISION_MODEL_NAME = ""
+# Start the torchvision model from its DEFAULT pretrained weights (downloaded once into TORCH_HOME); False = random
+# start.
+_C.MODEL.TORCHVISION_PRETRAINED = True
+# timm model when MODEL.SOURCE is timm: any name of timm.list_models(), optionally with a weights tag (e.g.
+# resnet18.a1_in1k); 2D.
+_C.MODEL.TIMM_MODEL_NAME = ""
+# Start the timm model from its pretrained weights (downloaded once into the Hugging Face cache, HF_HOME); False =
+# random start.
+_C.MODEL.TIMM_PRETRAINED = True
+# Network when MODEL.SOURCE is biapy, 2D or 3D: vit (the default, as in BiaPy), simple_cnn, efficientnet_b0 ...
+# efficientnet_b7 (case-insensitive).
 _C.MODEL.ARCHITECTURE = "vit"
 # Dropout before the classification head (first value used).
 _C.MODEL.DROPOUT_VALUES = [0.2]
@@ -366,8 +486,9 @@ _C.MODEL.VIT_NUM_HEADS = -1
 _C.MODEL.VIT_MLP_RATIO = 4.0
 # Epsilon of the ViT's layer normalisation.
 _C.MODEL.VIT_NORM_EPS = 1.0e-6
-# Local timm-compatible weights file (.pth/.bin/.safetensors) to start a 2D vit/efficientnet from; first conv adapted
-# to the channels, mismatched head skipped; never downloaded.
+# Local weights file (.pth/.bin/.safetensors) to start from: timm's for a 2D vit/efficientnet or MODEL.SOURCE timm,
+# torchvision's for MODEL.SOURCE torchvision (replaces the downloaded weights); first conv adapted, mismatched head
+# skipped.
 _C.MODEL.PRETRAINED_WEIGHTS = ""
 # When loading a checkpoint or PRETRAINED_WEIGHTS, skip (and log) tensors whose shape differs, e.g. the head for
 # another class count.
@@ -382,6 +503,52 @@ _C.MODEL.LOAD_CHECKPOINT = False
 _C.MODEL.LOAD_CHECKPOINT_EPOCH = "best_on_val"
 # Also keep RUN-checkpoint-<epoch>.pth every this many epochs (besides best and last); -1 = never.
 _C.MODEL.SAVE_CKPT_FREQ = -1
+# Format of the checkpoints written: pth (PyTorch) or safetensors (tensors in a .safetensors file, the rest as JSON
+# metadata); both load wherever a checkpoint is accepted.
+_C.MODEL.OUT_CHECKPOINT_FORMAT = "pth"
+# Where the model comes from: biapy (MODEL.ARCHITECTURE, built here) or bmz (a BioImage Model Zoo package,
+# MODEL.BMZ.SOURCE_MODEL_ID).
+_C.MODEL.SOURCE = "biapy"
+
+# BioImage Model Zoo (bioimage.io): import (MODEL.SOURCE bmz) and export. Needs `pip install biapy-cls[bmz]`.
+_C.MODEL.BMZ = CN()
+# With MODEL.SOURCE bmz: the package to load: a folder holding rdf.yaml, an rdf.yaml, a .zip, a URL, or a bioimage.io
+# ID or DOI (downloaded once, cached).
+_C.MODEL.BMZ.SOURCE_MODEL_ID = ""
+_C.MODEL.BMZ.EXPORT = CN()
+# At the end of the run (train and/or test), write JOB/bmz/<MODEL_NAME>.zip, checked with bioimageio.core's model test.
+_C.MODEL.BMZ.EXPORT.ENABLE = False
+# Name of the exported model (required unless REUSE_BMZ_CONFIG), e.g. 'Digit classifier'.
+_C.MODEL.BMZ.EXPORT.MODEL_NAME = ""
+# One-sentence description of the model (required unless REUSE_BMZ_CONFIG).
+_C.MODEL.BMZ.EXPORT.DESCRIPTION = ""
+# Authors: a list of dicts with 'name' and 'github_user' (optional: affiliation, email, orcid), e.g. [{'name': 'Ann',
+# 'github_user': 'ann'}].
+_C.MODEL.BMZ.EXPORT.AUTHORS = []
+# SPDX license identifier of the model, e.g. CC-BY-4.0 or MIT.
+_C.MODEL.BMZ.EXPORT.LICENSE = "CC-BY-4.0"
+# A .md file to use as the package's documentation; empty = generated (training data, metrics, how it was trained).
+_C.MODEL.BMZ.EXPORT.DOCUMENTATION = ""
+# Tags of the data and objects, e.g. ['fluorescence-light-microscopy', 'cells']; 2d/3d, pytorch, classification and
+# the architecture are added.
+_C.MODEL.BMZ.EXPORT.TAGS = []
+# Citations: a list of dicts with 'text' and 'doi' and/or 'url'.
+_C.MODEL.BMZ.EXPORT.CITE = []
+# Training data: a list of one dict with 'name', 'doi', 'image_modality' and optionally 'dataset_id' (a bioimage.io
+# dataset).
+_C.MODEL.BMZ.EXPORT.DATASET_INFO = [{}]
+# Version of the exported model (MAJOR.MINOR.PATCH).
+_C.MODEL.BMZ.EXPORT.MODEL_VERSION = "0.1.0"
+# With MODEL.SOURCE bmz: copy name, description, authors, license, tags and citations from the loaded package instead
+# of the keys above.
+_C.MODEL.BMZ.EXPORT.REUSE_BMZ_CONFIG = False
+_C.MODEL.EMA = CN()
+# Keep an exponential moving average of the weights (beyond BiaPy); validated next to the raw weights.
+_C.MODEL.EMA.ENABLE = False
+# Decay per optimizer step: ema = decay * ema + (1 - decay) * weights.
+_C.MODEL.EMA.DECAY = 0.999
+# Optimizer steps over which the decay rises linearly from 0 to DECAY (DECAY x step / WARMUP); 0 = no warm-up.
+_C.MODEL.EMA.WARMUP = 100
 
 # ---------------------------------------------------------------------------------------------------
 _C.LOSS = CN()
@@ -428,6 +595,10 @@ _C.TRAIN.PATIENCE = 20
 # Quantity that picks the best checkpoint and drives early stopping and reduceonplateau: val_loss, val_accuracy or
 # val_f1 (macro).
 _C.TRAIN.CHECKPOINT_MONITOR = "val_loss"
+# Learning rate of the backbone (all but the classification head) as a multiple of TRAIN.LR; 0 keeps the backbone fixed.
+_C.TRAIN.BACKBONE_LR_SCALE = 1.0
+# Train only the classification head for this many epochs, then the whole model (0 = from the start).
+_C.TRAIN.FREEZE_BACKBONE_EPOCHS = 0
 # Metrics logged and charted each epoch besides the loss: accuracy, f1 (macro), top-5-accuracy; [] = accuracy and f1.
 _C.TRAIN.METRICS = []
 
@@ -458,6 +629,16 @@ _C.TEST.METRICS = []
 _C.TEST.AUGMENTATION = False
 # How the views' class probabilities are combined: mean, max or min (then rescaled to sum to 1).
 _C.TEST.AUGMENTATION_MODE = "mean"
+# Temperature scaling: fit one temperature on the validation set after training (stored in the checkpoint)
+# and apply it to the test probabilities.
+_C.TEST.CALIBRATE = False
+_C.TEST.EXPLAIN = CN()
+# Saliency maps, feature embedding, ROC/PR and reliability charts in results/RUN/ and the report (labelled or not).
+_C.TEST.EXPLAIN.ENABLE = True
+# Saliency maps of this many of the most confident correct predictions per class (plus the most confident errors).
+_C.TEST.EXPLAIN.N_PER_CLASS = 2
+# Saliency method: gradcam (last convolutional map, or the ViT's token map) or gradients (|d score / d pixel|).
+_C.TEST.EXPLAIN.METHOD = "gradcam"
 
 # ---------------------------------------------------------------------------------------------------
 _C.LOG = CN()

@@ -257,11 +257,17 @@ def with_origins(message: str, origins: dict[str, str]) -> str:
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
     """Defaults <- YAML <- overrides; checked and frozen. Returns (config, notices to print)."""
+    return load_config_data(read_yaml(path), f"'{Path(path).name}'", overrides)
+
+
+def load_config_data(data: dict, source: str, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
+    """Defaults <- `data` (nested sections and/or dotted keys, as the Python API takes them) <- overrides;
+    checked and frozen. `source` names where `data` came from in error messages."""
     from biapy_cls.config.check import check_config
 
     cfg = get_cfg_defaults()
     origins: dict[str, str] = {}
-    notices = merge(cfg, flatten(read_yaml(path)), f"'{Path(path).name}'", origins)
+    notices = merge(cfg, flatten(data), source, origins)
     notices += merge(cfg, parse_overrides(overrides), "the command line", origins)
     try:
         notices += check_config(cfg)

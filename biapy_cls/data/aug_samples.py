@@ -3,7 +3,9 @@
 results/RUN/aug/RUN_aug_samples.png shows each example as a row: the original next to two augmented
 versions (3D: the middle z-slice of each). In 3D every example is also written as a tif volume
 (original and augmented, axes ZCYX). With DRAW_GRID, grid lines are drawn on the images before they are
-augmented, so that the deformations show. Writing samples leaves the random generators as they were, so
+augmented, so that the deformations show. Label mixing (CUTMIX, MIXUP, CUTMIX_ALPHA) is shown on the
+augmented versions, mixing the examples with each other (in training it mixes normalised images of a
+batch). Writing samples leaves the random generators as they were, so
 training is the same with or without them.
 """
 
@@ -17,6 +19,7 @@ import tifffile
 import torch
 
 from biapy_cls.data.augment import Augmenter
+from biapy_cls.data.mixing import Mixer
 from biapy_cls.data.transforms import to_unit
 
 VERSIONS = 2  # augmented versions shown next to each original
@@ -49,7 +52,7 @@ def _middle(x: torch.Tensor) -> np.ndarray:
 
 
 def write_aug_samples(augmenter: Augmenter, dataset, out_dir: Path, run_name: str, count: int, grid: bool,
-                      seed: int = 0) -> list[Path]:
+                      seed: int = 0, mixer: Mixer | None = None) -> list[Path]:
     """Augment `count` training images spread over `dataset` and write them to `out_dir`; returns the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     picks = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
@@ -58,7 +61,10 @@ def write_aug_samples(augmenter: Augmenter, dataset, out_dir: Path, run_name: st
         originals = draw_grid(originals, max(8, max(originals.shape[-2:]) // 8))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        versions = [augmenter(originals) for _ in range(VERSIONS)]
+        versions = [augmenter(originals) if augmenter else originals for _ in range(VERSIONS)]
+        if mixer:
+            labels = torch.zeros(len(originals), dtype=torch.long)
+            versions = [mixer(v, labels)[0] for v in versions]
     rows, written = [], []
     for i in range(len(picks)):
         orig = _middle(originals[i])

@@ -7,7 +7,11 @@ AUGMENTOR.DA_PROB when that is -1), with random parameters drawn per image. Valu
 2. one resampling for RANDOM_ROT, ZOOM, SHEAR and SHIFT (composed into one affine matrix per image)
    plus ELASTIC (added to the same sampling grid when E_MODE fills borders like AFFINE_MODE);
 3. blurs: G_BLUR, MEDIAN_BLUR, MOTION_BLUR;
-4. intensity: GAMMA_CONTRAST, BRIGHTNESS, CONTRAST, DROPOUT, CUTOUT, GAUSSIAN_NOISE.
+4. channels and regions (augment_ops.py): GRAYSCALE, CHANNEL_SHUFFLE, CUTBLUR, CUTNOISE, MISALIGNMENT;
+5. intensity: GAMMA_CONTRAST, BRIGHTNESS, CONTRAST, DROPOUT, CUTOUT, GAUSSIAN_NOISE;
+6. (augment_ops.py) POISSON_NOISE, SALT, PEPPER, SALT_AND_PEPPER, MISSING_SECTIONS, GRIDMASK;
+7. AUGMENTOR.RANDAUGMENT or TRIVIALAUGMENT (policies.py, 2D).
+CUTMIX, MIXUP and CUTMIX_ALPHA mix images and labels: mixing.py, after normalisation.
 In 3D, rotations, shear, shift, elastic, median and motion blur act in the y-x plane (every z-slice
 alike), as in BiaPy; G_BLUR blurs along z too; ZOOM scales z only with ZOOM_IN_Z; ZFLIP reverses z.
 """
@@ -20,9 +24,13 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from biapy_cls.data.augment_ops import EARLY, FUNCTIONS, LATE
+from biapy_cls.data.policies import Policy
+
 # The AUGMENTOR switches, in the order they are applied.
 OPS = ("ROT90", "VFLIP", "HFLIP", "ZFLIP", "RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT", "ELASTIC", "G_BLUR",
-       "MEDIAN_BLUR", "MOTION_BLUR", "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT", "CUTOUT", "GAUSSIAN_NOISE")
+       "MEDIAN_BLUR", "MOTION_BLUR", *EARLY, "GAMMA_CONTRAST", "BRIGHTNESS", "CONTRAST", "DROPOUT", "CUTOUT",
+       "GAUSSIAN_NOISE", *LATE)
 AFFINE_OPS = ("RANDOM_ROT", "ZOOM", "SHEAR", "SHIFT")
 # AFFINE_MODE / E_MODE (skimage, scipy and imgaug names) -> how grid_sample fills the border.
 FILL_MODES = {"constant": "zeros", "reflect": "reflection", "symmetric": "reflection", "mirror": "reflection",
@@ -128,12 +136,14 @@ class Augmenter:
         self.elastic_fill = FILL_MODES[aug.E_MODE]
         self._motion_bank: torch.Tensor | None = None
         self._elastic_cache: dict = {}  # (H, W, device) -> smoothing transfer function, pixel scale
+        self.policy = Policy.from_cfg(cfg)
 
     def __bool__(self) -> bool:
-        return bool(self.ops)
+        return bool(self.ops) or bool(self.policy)
 
     def describe(self) -> str:
-        return ", ".join(f"{name} (p={p:g})" for name, p in self.ops) or "none"
+        parts = [f"{name} (p={p:g})" for name, p in self.ops] + ([self.policy.describe()] if self.policy else [])
+        return ", ".join(parts) or "none"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, device = x.shape[0], x.device
@@ -151,8 +161,9 @@ class Augmenter:
                 continue
             idx = masks[name].nonzero().squeeze(1)
             if idx.numel():
-                x[idx] = getattr(self, f"_{name.lower()}")(x[idx])
-        return x
+                fn = FUNCTIONS.get(name)
+                x[idx] = fn(x[idx], self.aug, self.ndim) if fn else getattr(self, f"_{name.lower()}")(x[idx])
+        return self.policy(x) if self.policy else x
 
     # -- 1. exact moves ------------------------------------------------------------------------------
     def _vflip(self, x: torch.Tensor) -> torch.Tensor:

@@ -76,9 +76,10 @@ def reflect_pad(arr: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
     return np.pad(arr, pads, mode="reflect" if min(arr.shape[1:]) > 1 else "edge")
 
 
-def load_sample(path, spec: ImageSpec, preprocess=None) -> np.ndarray:
-    """Read one file (and preprocess it) and bring it to `spec`: channels-first, patch-sized, dtype kept."""
-    arr = read_image(path, spec.ndim, spec.channels, spec.force_rgb)
+def load_sample(path, spec: ImageSpec, preprocess=None, array: np.ndarray | None = None) -> np.ndarray:
+    """Read one file (or take `array`, an image in memory), preprocess it and bring it to `spec`:
+    channels-first, patch-sized, dtype kept."""
+    arr = read_image(path, spec.ndim, spec.channels, spec.force_rgb, array)
     if preprocess is not None:
         arr = preprocess(arr)
     arr = np.moveaxis(arr, -1, 0)
@@ -129,16 +130,19 @@ class InMemoryDataset(Dataset):
     """All images decoded once into one (N, C, *spatial) array of a compact dtype."""
 
     def __init__(self, samples: SampleList, spec: ImageSpec, desc: str = "Loading images", threads: int = 0,
-                 preprocess=None):
+                 preprocess=None, arrays: list[np.ndarray] | None = None):
+        """`arrays`: the images themselves, in memory (the Python API's predict); `samples` then only name them."""
         self.samples, self.spec, self.preprocess = samples, spec, preprocess
         self.labels = torch.from_numpy(samples.labels)
-        self.images = self._decode_all(desc, threads or min(8, os.cpu_count() or 1))
+        self.images = self._decode_all(desc, threads or min(8, os.cpu_count() or 1), arrays)
         self.value_range = dtype_range(self.images.dtype)
 
-    def _decode_all(self, desc: str, threads: int) -> np.ndarray:
+    def _decode_all(self, desc: str, threads: int, arrays: list[np.ndarray] | None = None) -> np.ndarray:
         images: np.ndarray | None = None
+        sources = arrays if arrays is not None else [None] * len(self.samples)
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            decoded = pool.map(lambda p: load_sample(p, self.spec, self.preprocess), self.samples.paths)
+            decoded = pool.map(lambda pa: load_sample(pa[0], self.spec, self.preprocess, pa[1]),
+                               zip(self.samples.paths, sources))
             bar = tqdm(decoded, total=len(self.samples), desc=desc, unit="img", leave=False, disable=None)
             for i, arr in enumerate(bar):
                 if images is None:

@@ -86,6 +86,16 @@ def read_file(path: Path) -> np.ndarray:
     return arr
 
 
+def check_array(arr, name: Path) -> np.ndarray:
+    """An in-memory image with the checks read_file makes on a file's pixels."""
+    arr = np.asarray(arr)
+    if arr.dtype == object or arr.size == 0 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{name} holds no pixel data (shape {arr.shape}, dtype {arr.dtype}): give a numeric array.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{name} has complex values ({arr.dtype}); convert it to a real-valued image.")
+    return arr
+
+
 def _read_with_pillow(path: Path) -> np.ndarray:
     """PNG/JPEG/BMP through Pillow directly: 3x faster per small image than imageio.v3.imread, whose plugin
     lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16."""
@@ -169,9 +179,10 @@ def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) ->
     )
 
 
-def read_image(path: Path, ndim: str, channels: int, force_rgb: bool) -> np.ndarray:
-    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, dtype as stored."""
-    arr = read_file(path)
+def read_image(path: Path, ndim: str, channels: int, force_rgb: bool, array: np.ndarray | None = None) -> np.ndarray:
+    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, dtype as stored.
+    `array`: the image already in memory (the Python API's predict); `path` then only names it in errors."""
+    arr = read_file(path) if array is None else check_array(array, path)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     arr = to_channels_last(arr, ndim, channels, path)

@@ -46,6 +46,9 @@ class Normalizer:
     upper_perc: float = -1.0
     lower_value: float = -1.0
     upper_value: float = -1.0
+    # Per-channel statistics of pretrained weights (on [0, 1] images); when set they replace `kind`.
+    channel_mean: tuple[float, ...] = ()
+    channel_std: tuple[float, ...] = ()
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> Normalizer:
@@ -54,6 +57,12 @@ class Normalizer:
         return cls(norm.TYPE, float(norm.ZERO_MEAN_UNIT_VAR.MEAN_VAL), float(norm.ZERO_MEAN_UNIT_VAR.STD_VAL),
                    norm.MEASURE_BY, bool(clip.ENABLE), float(clip.LOWER_PERC), float(clip.UPPER_PERC),
                    float(clip.LOWER_VALUE), float(clip.UPPER_VALUE))
+
+    @classmethod
+    def for_weights(cls, mean: tuple[float, ...], std: tuple[float, ...]) -> Normalizer:
+        """The normalisation pretrained weights were trained with: images scaled to [0, 1], then each channel
+        minus `mean`, divided by `std` (ImageNet's for most); no per-image statistics."""
+        return cls(kind="div", channel_mean=tuple(mean), channel_std=tuple(std))
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +129,11 @@ class Normalizer:
         """`x` in unit scale (see `to_unit`); `value_range` converts back to raw units where needed."""
         if self.clip:
             x = self._percentile_clip(x, value_range)
+        if self.channel_mean:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            mean = torch.as_tensor(self.channel_mean, dtype=x.dtype, device=x.device).view(shape)
+            std = torch.as_tensor(self.channel_std, dtype=x.dtype, device=x.device).view(shape)
+            return (x - mean) / std
         if self.kind == "div":
             return x
         dims = _per_image(x)
@@ -137,6 +151,9 @@ class Normalizer:
 
 
 def describe_normalizer(norm: Normalizer) -> str:
+    if norm.channel_mean:
+        stats = ", ".join(f"{m:.3g}/{s:.3g}" for m, s in zip(norm.channel_mean, norm.channel_std))
+        return f"the pretrained weights' own: [0, 1] scale, then per-channel mean/std {stats}"
     text = norm.kind
     if norm.kind == "zero_mean_unit_variance":
         text += " per image" if norm.mean == -1 else f" (mean {norm.mean:g}, std {norm.std:g})"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from biapy_cls import __version__
+from biapy_cls.engine import safetensors_io
 from biapy_cls.errors import CheckpointError
 from biapy_cls.outputs import normal_file_mode
 
@@ -32,7 +33,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.close(fd)
     try:
         os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
-        torch.save({"format": FORMAT, "version": __version__, **state}, tmp)
+        full = {"format": FORMAT, "version": __version__, **state}
+        if path.suffix == safetensors_io.SUFFIX:  # MODEL.OUT_CHECKPOINT_FORMAT, carried by RunPaths' file names
+            safetensors_io.save(full, tmp)
+        else:
+            torch.save(full, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -61,7 +66,10 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     if not path.exists():
         raise CheckpointError(f"The {what} '{path}' does not exist. Check PATHS.CHECKPOINT_FILE or the run name.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if safetensors_io.is_safetensors(path):
+            state = safetensors_io.load(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
         raise CheckpointError(
             f"The {what} '{path}' cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}). It is "

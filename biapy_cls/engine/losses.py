@@ -1,4 +1,5 @@
-"""The training loss from LOSS.*: cross-entropy with optional class weights and label smoothing.
+"""The training loss from LOSS.*: cross-entropy with optional class weights and label smoothing, on class
+indices or on soft targets (probability vectors, from MixUp/CutMix in data/mixing.py).
 
 BiaPy accepts LOSS.CLASS_REBALANCE in classification but never applies it; here it changes the loss.
 """
@@ -47,11 +48,25 @@ class ClassificationLoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def totals(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        if labels.is_floating_point():
+            return self._soft_totals(logits, labels)
         # float32 even under autocast: the softmax of fp16/bf16 logits loses precision.
         per_image = F.cross_entropy(logits.float(), labels, weight=self.weight, reduction="none",
                                     label_smoothing=self.label_smoothing)
         # Unweighted, the count is a plain number: no extra tensor per step.
         count = self.weight[labels].sum().clamp_min(1e-12) if self.weight is not None else float(labels.numel())
+        return per_image.sum(), count
+
+    def _soft_totals(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Soft targets t (rows summing to 1): smoothed to (1 - e) t + e / K, as PyTorch smooths a class
+        index, so a one-hot t gives exactly the loss of its index. Weighted, an image counts
+        sum_c w_c t_c (its class's weight when t is one-hot)."""
+        logp = F.log_softmax(logits.float(), dim=1)
+        k = logits.shape[1]
+        smoothed = targets * (1 - self.label_smoothing) + self.label_smoothing / k
+        w = self.weight if self.weight is not None else torch.ones(k, device=logits.device)
+        per_image = -(smoothed * logp * w).sum(1)
+        count = (targets * w).sum().clamp_min(1e-12) if self.weight is not None else float(targets.shape[0])
         return per_image.sum(), count
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,26 @@ log = logging.getLogger("biapy_cls")
 
 
 def build_optimizer(cfg: CN, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """TRAIN.OPTIMIZER with TRAIN.LR and TRAIN.W_DECAY; no weight decay on biases and norm layers."""
+    """TRAIN.OPTIMIZER with TRAIN.LR and TRAIN.W_DECAY; no weight decay on biases and norm layers; the
+    backbone at TRAIN.BACKBONE_LR_SCALE x TRAIN.LR (head groups first: the logged LR is the head's)."""
     train = cfg.TRAIN
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": train.W_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+    scale = float(train.BACKBONE_LR_SCALE)
+    backbone = set()
+    if scale != 1.0:
+        from biapy_cls.engine.finetune import backbone_parameters
+
+        backbone = {id(p) for p in backbone_parameters(model)}
+    groups = []
+    for in_backbone in (False, True):
+        decay, no_decay = [], []
+        for param in model.parameters():
+            if param.requires_grad and (id(param) in backbone) == in_backbone:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        lr = {"lr": train.LR * scale} if in_backbone else {}
+        groups += [{"params": decay, "weight_decay": train.W_DECAY, **lr},
+                   {"params": no_decay, "weight_decay": 0.0, **lr}]
+    if not backbone:  # the two groups of every run without a scaled backbone (resumed optimizer states fit)
+        groups = groups[:2]
     betas = tuple(float(b) for b in train.OPT_BETAS)
     if train.OPTIMIZER == "SGD":
         # Nesterov momentum, as timm's "sgd" (which BiaPy uses); plain SGD when MOMENTUM is 0.
@@ -93,7 +106,9 @@ class LRSchedule:
                              total_steps=self.total_steps, floor=min_lr / cfg.TRAIN.LR)
             self.scheduler = LambdaLR(optimizer, factor)
         elif self.name == "onecycle":
-            self.scheduler = OneCycleLR(optimizer, max_lr=cfg.TRAIN.LR, total_steps=self.total_steps)
+            # each group peaks at its own LR (the backbone's is scaled by TRAIN.BACKBONE_LR_SCALE)
+            self.scheduler = OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                        total_steps=self.total_steps)
         elif self.name == "reduceonplateau":
             self.scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=sched.REDUCEONPLATEAU_FACTOR,
                                                patience=sched.REDUCEONPLATEAU_PATIENCE, min_lr=min_lr)

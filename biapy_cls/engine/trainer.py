@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from biapy_cls.engine.checkpoint import copy_checkpoint, rng_state, save_checkpoint, set_rng_state
+from biapy_cls.engine.ema import ModelEma
 from biapy_cls.engine.losses import ClassificationLoss
 from biapy_cls.engine.optim import LRSchedule
 from biapy_cls.engine.runtime import Runtime, reduce_sum, unwrap
@@ -97,6 +98,10 @@ class FitSetup:
     save_every: int = -1  # MODEL.SAVE_CKPT_FREQ
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+    # (normalised images, class indices) -> (images, soft targets): MixUp/CutMix (data/mixing.py)
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    ema: ModelEma | None = None  # MODEL.EMA (engine/ema.py)
+    epoch_start: Callable[[int], None] | None = None  # called before each epoch (TRAIN.FREEZE_BACKBONE_EPOCHS)
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -153,13 +158,19 @@ def train_one_epoch(setup: FitSetup, epoch: int) -> dict:
     setup.optimizer.zero_grad(set_to_none=True)
     for step, (images, labels, _) in enumerate(bar):
         images, labels = _to_device(images, labels, runtime)
+        inputs, targets = setup.prepare(images, value_range, True), labels
+        if setup.mix is not None:
+            inputs, targets = setup.mix(inputs, labels)
+            labels = targets.argmax(1)  # mixed images count against their dominant label
         with setup.autocast():
-            logits = model(setup.prepare(images, value_range, True))
-        total, count = setup.criterion.totals(logits, labels)
+            logits = model(inputs)
+        total, count = setup.criterion.totals(logits, targets)
         loss = total / count
         setup.scaler.scale(loss / accum if accum > 1 else loss).backward()
         if (step + 1) % accum == 0 or step + 1 == n_batches:
             _optimizer_step(setup)
+            if setup.ema is not None:
+                setup.ema.update(unwrap(model))
         # Running sums stay on the device: no synchronisation per step.
         loss_sum += total.detach()
         weight_sum += count
@@ -221,6 +232,7 @@ def training_state(setup: FitSetup, epoch: int) -> dict:
         "early_stopping": setup.early_stopping.state_dict(),
         "history": list(setup.history),
         "rng": rng_state(),
+        **({"ema": setup.ema.state_dict()} if setup.ema is not None else {}),
     }
 
 
@@ -233,6 +245,12 @@ def restore_training_state(setup: FitSetup, state: dict) -> None:
     setup.history = list(state["history"])
     setup.start_epoch = state["epoch"] + 1
     set_rng_state(state["rng"])
+    if setup.ema is not None and "ema" in state:
+        setup.ema.load_state_dict(state["ema"])
+    if "raw_model_state" in state:  # the checkpoint's model_state is the average: training goes on from the raw
+        unwrap(setup.model).load_state_dict(state["raw_model_state"])
+    if setup.ema is not None and "ema" not in state:  # EMA switched on for the resumed part: start from here
+        setup.ema.module.load_state_dict(unwrap(setup.model).state_dict())
 
 
 def _report(setup: FitSetup, row: dict) -> dict:
@@ -249,6 +267,20 @@ def _epoch_line(row: dict, epochs: int, best: bool) -> str:
     return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{mark}"
 
 
+def _ema_is_better(row: dict, ema_row: dict, monitor: str) -> bool:
+    """True when the EMA weights' validation value of the monitored quantity beats the raw weights'."""
+    if monitor not in ema_row:  # no validation set (train_loss), or no EMA: the raw weights
+        return False
+    return ema_row[monitor] < row[monitor] if MONITORS[monitor] == "min" else ema_row[monitor] > row[monitor]
+
+
+def _weights(setup: FitSetup, use_ema: bool) -> dict:
+    """The weights a checkpoint predicts with, and which they are."""
+    if use_ema:
+        return {"model_state": setup.ema.module.state_dict(), "weights": "ema"}
+    return {"model_state": unwrap(setup.model).state_dict(), "weights": "raw"}
+
+
 def fit(setup: FitSetup) -> dict:
     """Train from `setup.start_epoch` to `setup.epochs` or early stop; return the final history row."""
     runtime, paths = setup.runtime, setup.paths
@@ -260,24 +292,34 @@ def fit(setup: FitSetup) -> dict:
     try:
         for epoch in range(setup.start_epoch, setup.epochs):
             start = time.perf_counter()
+            if setup.epoch_start is not None:
+                setup.epoch_start(epoch)
             setup.train_loader.sampler.set_epoch(epoch)
             row = {"epoch": epoch + 1, **train_one_epoch(setup, epoch)}
+            ema_row = {}
             if setup.val_loader is not None:
                 setup.val_loader.sampler.set_epoch(epoch)
                 row.update(evaluate(setup.model, setup.criterion, setup.val_loader, setup.prepare, runtime,
                                     setup.n_classes, setup.autocast, setup.top5))
+                if setup.ema is not None:
+                    ema_row = evaluate(setup.ema.module, setup.criterion, setup.val_loader, setup.prepare, runtime,
+                                       setup.n_classes, setup.autocast, setup.top5)
             row = _report(setup, row)
+            use_ema = _ema_is_better(row, ema_row, monitor)
+            row.update({f"val-ema_{k.split('_', 1)[1]}": v for k, v in ema_row.items() if k in row})
             row["lr"] = setup.schedule.lr
             setup.schedule.step_epoch(row[monitor])
             row["seconds"] = round(time.perf_counter() - start, 3)
             setup.history.append(row)
-            improved = stopper.update(row[monitor], epoch + 1)
+            improved = stopper.update(ema_row[monitor] if use_ema else row[monitor], epoch + 1)
             if main:
-                log.info(_epoch_line(row, setup.epochs, improved))
+                log.info(_epoch_line(row, setup.epochs, improved) + ("  [EMA weights better]" if use_ema else ""))
                 training_log.append(row)
                 board.epoch(row)
-                payload = {**setup.checkpoint_payload(), "model_state": unwrap(setup.model).state_dict(),
+                payload = {**setup.checkpoint_payload(), **_weights(setup, use_ema),
                            "training": training_state(setup, epoch)}
+                if use_ema:
+                    payload["training"]["raw_model_state"] = unwrap(setup.model).state_dict()
                 save_checkpoint(paths.last_checkpoint, payload)
                 # The same file under other names: linked, not written again.
                 if improved:

@@ -76,6 +76,8 @@ def _precision_recall_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def test_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
     """Everything test_metrics.json holds: overall scores, per-class report, confusion matrix."""
+    from biapy_cls.evaluation.curves import average_precision
+
     n_classes = len(class_names)
     y_pred = probs.argmax(axis=1)
     cm = confusion_matrix(torch.as_tensor(y_pred), torch.as_tensor(y_true), n_classes).numpy()
@@ -94,9 +96,11 @@ def test_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) 
             metrics[f"{name}_{average}"] = float(mean)
     auc = _roc_auc(y_true, probs, n_classes)
     metrics["roc_auc_macro"] = float(np.mean(list(auc.values()))) if auc else None
+    ap = average_precision(y_true, probs, n_classes)
+    metrics["average_precision_macro"] = float(np.mean(list(ap.values()))) if ap else None
     metrics["per_class"] = {
         name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k]),
-               "roc_auc": auc.get(k)}
+               "roc_auc": auc.get(k), "average_precision": ap.get(k)}
         for k, name in enumerate(class_names)
     }
     metrics["confusion_matrix"] = {"rows_true_cols_predicted": class_names, "matrix": cm.tolist()}

@@ -1,8 +1,9 @@
 """results/RUN/report.html: one self-contained page a person can open, mail or archive.
 
-Config summary, training curves, test metrics, confusion matrix and the most confidently
-misclassified test images. Every picture is inlined as a base64 PNG and the style sheet is inline,
-so the page references no other file and nothing on the network.
+Config summary, training curves, test metrics, confusion matrix, the most confidently misclassified
+test images, and the sections of insight_html (calibration, ROC/PR, embedding, saliency). Every picture
+is inlined as a base64 PNG and the style sheet is inline, so the page references no other file and
+nothing on the network.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ import numpy as np
 from yacs.config import CfgNode as CN
 
 from biapy_cls import __version__
+from biapy_cls.engine.finetune import FineTuning
+from biapy_cls.evaluation.insight_html import STYLE as INSIGHT_STYLE
+from biapy_cls.evaluation.insight_html import insight_sections
+from biapy_cls.evaluation.insights import Insights
+from biapy_cls.models.prepare import describe_model, uses_pretrained
 from biapy_cls.outputs import RunPaths, atomic_write_text, read_run_info
 
 log = logging.getLogger("biapy_cls")
@@ -62,6 +68,7 @@ class TestOutcome:
     probs: np.ndarray  # (n_images, n_classes) softmax probabilities
     labels: np.ndarray | None  # true class indices; None when the test set has no labels
     metrics: dict | None  # test_metrics.json, when there are labels
+    insights: Insights | None = None  # saliency maps, embedding, calibration and ROC/PR charts
 
 
 def esc(value) -> str:
@@ -168,8 +175,9 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
         ("Training data", _code(cfg.DATA.TRAIN.PATH) if cfg.TRAIN.ENABLE else "no training"),
         ("Validation", validation if cfg.TRAIN.ENABLE else "-"),
         ("Test data", _code(cfg.DATA.TEST.PATH) if cfg.TEST.ENABLE else "no test"),
-        ("Model", esc(cfg.MODEL.ARCHITECTURE)),
-        ("Normalisation", esc(cfg.DATA.NORMALIZATION.TYPE)),
+        ("Model", esc(describe_model(cfg.MODEL))),
+        ("Normalisation", "the pretrained weights' own mean and std" if uses_pretrained(cfg.MODEL)
+         else esc(cfg.DATA.NORMALIZATION.TYPE)),
     ]
     if cfg.TRAIN.ENABLE:
         rows += [
@@ -183,6 +191,8 @@ def config_section(cfg: CN, paths: RunPaths, info: dict) -> str:
             ),
             ("Augmentation", esc(", ".join(switched_on) if aug.ENABLE and switched_on else "none")),
         ]
+        if "BACKBONE_LR_SCALE" in cfg.TRAIN and FineTuning.from_cfg(cfg).active:
+            rows.append(("Fine-tuning", esc(FineTuning.from_cfg(cfg).describe())))
     else:
         checkpoint = cfg.PATHS.CHECKPOINT_FILE or f"this job's {cfg.MODEL.LOAD_CHECKPOINT_EPOCH} checkpoint"
         rows.append(("Checkpoint", _code(checkpoint)))
@@ -349,6 +359,7 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
         parts.append(prediction_counts_section(outcome, class_names))
     if outcome is not None and len(outcome.probs):
         parts.append(examples_section(outcome, class_names))
+        parts += insight_sections(outcome.insights, outcome.metrics, class_names)
     what = " and ".join(w for w, on in (("training", cfg.TRAIN.ENABLE), ("test", outcome is not None)) if on)
     header = (
         f"<h1>{esc(paths.run_name)}</h1><p class='muted'>biapy-cls {esc(__version__)} · {esc(what)} run · "
@@ -356,7 +367,7 @@ def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: Tes
     )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><title>{esc(paths.run_name)} - biapy-cls report</title>"
-            f"<style>{STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")
+            f"<style>{STYLE}{INSIGHT_STYLE}</style></head><body><main>{header}{''.join(parts)}</main></body></html>\n")
 
 
 def write_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> None:

@@ -17,6 +17,13 @@ def safe_column(name: str) -> str:
 def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class_names: list[str],
                       true_labels: np.ndarray | None = None) -> None:
     """filename, class (index, as BiaPy), class_name, [true_class, true_class_name,] prob_<class>..."""
+    table = predictions_table(filenames, probs, class_names, true_labels)
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.6f"))
+
+
+def predictions_table(filenames: list[str], probs: np.ndarray, class_names: list[str],
+                      true_labels: np.ndarray | None = None):
+    """The pandas DataFrame that predictions.csv holds (the Python API returns it as it is)."""
     import pandas as pd
 
     pred = probs.argmax(axis=1)
@@ -29,7 +36,7 @@ def write_predictions(path: Path, filenames: list[str], probs: np.ndarray, class
         columns = [f"prob_{k}_{c[5:]}" for k, c in enumerate(columns)]
     for k, column in enumerate(columns):
         table[column] = probs[:, k]
-    atomic_write_text(path, pd.DataFrame(table).to_csv(index=False, float_format="%.6f"))
+    return pd.DataFrame(table)
 
 
 def write_test_metrics(results_dir: Path, metrics: dict) -> None:
@@ -37,11 +44,15 @@ def write_test_metrics(results_dir: Path, metrics: dict) -> None:
     import pandas as pd
 
     atomic_write_text(results_dir / "test_metrics.json", json.dumps(metrics, indent=2))
-    rows = [(key, "all", metrics[key]) for key in ("accuracy", "balanced_accuracy", "roc_auc_macro")]
+    overall = ("accuracy", "balanced_accuracy", "roc_auc_macro", "average_precision_macro",
+               "expected_calibration_error", "brier_score")
+    rows = [(key, "all", metrics[key]) for key in overall if key in metrics]
+    rows += [(f"{key}", "calibration", value) for key, value in metrics.get("calibration", {}).items()]
     for average in ("macro", "weighted"):
         rows += [(m, average, metrics[f"{m}_{average}"]) for m in ("precision", "recall", "f1")]
     for name, report in metrics["per_class"].items():
-        rows += [(m, name, report[m]) for m in ("precision", "recall", "f1", "support", "roc_auc")]
+        rows += [(m, name, report[m]) for m in ("precision", "recall", "f1", "support", "roc_auc", "average_precision")
+                 if m in report]
     names = metrics["confusion_matrix"]["rows_true_cols_predicted"]
     for true_name, row in zip(names, metrics["confusion_matrix"]["matrix"]):
         rows += [("confusion", f"true={true_name} predicted={pred_name}", v) for pred_name, v in zip(names, row)]

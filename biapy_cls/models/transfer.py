@@ -1,8 +1,8 @@
-"""Starting a model from earlier weights: a biapy-cls checkpoint (fine-tuning), a local timm weights file
+"""Starting a model from earlier weights: a biapy-cls checkpoint (fine-tuning), a local weights file
 (MODEL.PRETRAINED_WEIGHTS), and freezing parameters by name (MODEL.FREEZE_LAYERS_MATCHING).
 
-Nothing is ever downloaded. What could not be loaded is always logged by name, so that a fine-tuning
-run says plainly which layers start from scratch.
+Nothing here downloads (library weights are fetched by models/weights.py). What could not be loaded is
+always logged by name, so that a fine-tuning run says plainly which layers start from scratch.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ def load_fine_tune(model: nn.Module, checkpoint: dict, spec, source: str, skip_u
 
     theirs = checkpoint["model_spec"]
     if not skip_unmatched:
-        if normalize_architecture(theirs["architecture"]) != normalize_architecture(spec.architecture):
+        their_source = theirs.get("source", "biapy")
+        if (their_source, normalize_architecture(theirs["architecture"])) != (
+                spec.source, normalize_architecture(spec.architecture)):
+            their = theirs["architecture"] if their_source == "biapy" else f"{their_source} {theirs['architecture']}"
             raise CheckpointError(
-                f"The checkpoint '{source}' holds a {theirs['architecture']} model, but MODEL.ARCHITECTURE is "
-                f"{spec.architecture}. Set MODEL.ARCHITECTURE to {theirs['architecture']}, or set "
+                f"The checkpoint '{source}' holds a {their} model, but this run builds a {spec.label} model. Set "
+                "MODEL.SOURCE and MODEL.ARCHITECTURE (or the source's model name key) as for the checkpoint, or set "
                 "MODEL.SKIP_UNMATCHED_LAYERS True to load only the tensors whose names and shapes fit."
             )
         layout = int(theirs.get("layout", 1))
@@ -134,10 +137,14 @@ def load_pretrained(model: nn.Module, path: str) -> None:
         raise ConfigError(f"MODEL.PRETRAINED_WEIGHTS '{file}' does not exist. Give a local timm weights file "
                           "(nothing is downloaded), or leave the key empty.")
     # timm models, or wrappers that expose theirs (the 2D ViT pads its input first).
-    target = getattr(model, "timm_module", model if type(model).__module__.startswith("timm.") else None)
+    # timm and torchvision models (head_names marks MODEL.SOURCE models), or wrappers that expose theirs (the 2D
+    # ViT pads its input first).
+    library = type(model).__module__.startswith("timm.") or hasattr(model, "head_names")
+    target = getattr(model, "timm_module", model if library else None)
     if target is None:
-        raise ConfigError("MODEL.PRETRAINED_WEIGHTS loads timm weights into 2D vit and efficientnet_b* models only. "
-                          "For other models start from a biapy-cls checkpoint with MODEL.LOAD_CHECKPOINT.")
+        raise ConfigError("MODEL.PRETRAINED_WEIGHTS loads weights into MODEL.SOURCE torchvision and timm models and "
+                          "into 2D vit and efficientnet_b* models only. For other models start from a biapy-cls "
+                          "checkpoint with MODEL.LOAD_CHECKPOINT.")
     fits, mismatched, missing, _ = split_state(target, _adapt(target, read_weights(file)))
     if not fits:
         raise ConfigError(f"No tensor of MODEL.PRETRAINED_WEIGHTS '{file}' fits this model: its names or shapes "

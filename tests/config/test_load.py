@@ -69,9 +69,14 @@ def test_right_name_in_the_wrong_section_is_found(tmp_path):
 
 
 def test_unsupported_biapy_key_is_rejected_unless_at_its_default(tmp_path):
-    load(tmp_path, {**BASE, "MODEL": {"SOURCE": "biapy"}})  # BiaPy's default asks for nothing: accepted
-    with pytest.raises(ConfigError, match=r"MODEL\.SOURCE.*does not implement.*'torchvision'"):
-        load(tmp_path, {**BASE, "MODEL": {"SOURCE": "torchvision"}})
+    load(tmp_path, {**BASE, "TEST": {"BY_CHUNKS": {"ENABLE": False}}})  # BiaPy's default asks for nothing: accepted
+    with pytest.raises(ConfigError, match=r"TEST\.BY_CHUNKS\.ENABLE.*does not implement.*True"):
+        load(tmp_path, {**BASE, "TEST": {"BY_CHUNKS": {"ENABLE": True}}})
+
+
+def test_biapy_torchvision_yaml_is_accepted(tmp_path):
+    cfg, _ = load(tmp_path, {**BASE, "MODEL": {"SOURCE": "torchvision", "TORCHVISION_MODEL_NAME": "resnet18"}})
+    assert cfg.MODEL.SOURCE == "torchvision" and cfg.MODEL.TORCHVISION_PRETRAINED is True
 
 
 def test_segmentation_keys_of_a_biapy_yaml_are_accepted_with_a_notice(tmp_path):

@@ -20,6 +20,9 @@ SHAPES = {"2D": (6, 2, 24, 24), "3D": (3, 2, 6, 16, 16)}
 # AUGMENTOR keys that are not transformations or their parameters.
 GENERAL = {"ENABLE", "DA_PROB", "AUG_SAMPLES", "DRAW_GRID", "AUG_NUM_SAMPLES", "SHUFFLE_TRAIN_DATA_EACH_EPOCH",
            "SHUFFLE_VAL_DATA_EACH_EPOCH"}
+# Label mixing and the 2D policies: tested in tests/data/test_mixing.py and test_policies.py.
+MIXING = {"CUTMIX", "CUTMIX_PROB", "CMIX_SIZE", "MIXUP", "CUTMIX_ALPHA", "MIXUP_PROB", "MIXUP_SWITCH_PROB",
+          "RANDAUGMENT", "TRIVIALAUGMENT"}
 # parameter key -> (transformation it tunes, another value, dimensionality where the difference shows)
 PARAMS = {
     "RANDOM_ROT_RANGE": ("RANDOM_ROT", (10, 20), "2D"),
@@ -46,7 +49,27 @@ PARAMS = {
     "GAUSSIAN_NOISE_MEAN": ("GAUSSIAN_NOISE", 0.5, "2D"),
     "GAUSSIAN_NOISE_VAR": ("GAUSSIAN_NOISE", 0.2, "2D"),
     "GAUSSIAN_NOISE_USE_INPUT_IMG_MEAN_AND_VAR": ("GAUSSIAN_NOISE", True, "2D"),
+    "CBLUR_SIZE": ("CUTBLUR", (0.6, 0.8), "2D"),
+    "CBLUR_DOWN_RANGE": ("CUTBLUR", (3, 3), "2D"),
+    "CBLUR_INSIDE": ("CUTBLUR", False, "2D"),
+    "CNOISE_SCALE": ("CUTNOISE", (0.5, 0.6), "2D"),
+    "CNOISE_NB_ITERATIONS": ("CUTNOISE", (3, 3), "2D"),
+    "CNOISE_SIZE": ("CUTNOISE", (0.6, 0.8), "2D"),
+    "MS_DISPLACEMENT": ("MISALIGNMENT", 4, "2D"),
+    "MS_ROTATE_RATIO": ("MISALIGNMENT", 1.0, "2D"),
+    "MISSP_CHANNEL_PB": ("MISSING_SECTIONS", 1.0, "2D"),
+    "MISSP_ITERATIONS": ("MISSING_SECTIONS", (1, 2), "2D"),
+    "GRID_RATIO": ("GRIDMASK", 0.3, "2D"),
+    "GRID_D_RANGE": ("GRIDMASK", (0.2, 0.3), "2D"),
+    "GRID_ROTATE": ("GRIDMASK", 0.0, "2D"),
+    "GRID_INVERT": ("GRIDMASK", True, "2D"),
+    "SALT_AMOUNT": ("SALT", 0.5, "2D"),
+    "PEPPER_AMOUNT": ("PEPPER", 0.5, "2D"),
+    "SALT_AND_PEPPER_AMOUNT": ("SALT_AND_PEPPER", 0.5, "2D"),
+    "SALT_AND_PEPPER_PROP": ("SALT_AND_PEPPER", 0.9, "2D"),
 }
+# Settings that make a random transformation change every image of a small batch.
+SURE = {"MISSING_SECTIONS": {"MISSP_CHANNEL_PB": 1.0}}
 
 
 def make_cfg(ndim: str = "2D", **aug):
@@ -79,7 +102,7 @@ CASES = [(ndim, name) for ndim in ("2D", "3D") for name in OPS if not (ndim == "
 def test_each_transformation_changes_every_image_and_keeps_shape_and_dtype(ndim, name):
     x = batch(ndim)
     before = x.clone()
-    y = run(only(name, ndim), x)
+    y = run(only(name, ndim, **SURE.get(name, {})), x)
     assert y.shape == x.shape and y.dtype == x.dtype
     assert torch.equal(x, before), "the input batch must not be modified in place"
     changed = (y - x).flatten(1).abs().amax(1) > 1e-4
@@ -88,9 +111,9 @@ def test_each_transformation_changes_every_image_and_keeps_shape_and_dtype(ndim,
 
 def test_every_augmentor_key_in_defaults_is_a_tested_transformation_or_parameter():
     keys = set(get_cfg_defaults().AUGMENTOR.keys())
-    switches = {k for k in keys if isinstance(get_cfg_defaults().AUGMENTOR[k], bool)} - GENERAL - set(PARAMS)
+    switches = {k for k in keys if isinstance(get_cfg_defaults().AUGMENTOR[k], bool)} - GENERAL - set(PARAMS) - MIXING
     assert switches == set(OPS)
-    assert keys == GENERAL | set(OPS) | {f"{n}_PROB" for n in OPS} | set(PARAMS)
+    assert keys == GENERAL | MIXING | set(OPS) | {f"{n}_PROB" for n in OPS} | set(PARAMS)
 
 
 @pytest.mark.parametrize("key", sorted(PARAMS))
@@ -146,8 +169,9 @@ def test_config_rejects_z_keys_in_2d_and_unimplemented_keys(tmp_path, small_digi
     config = write_yaml(tmp_path / "c.yaml", digits_config(small_digits_dir))
     with pytest.raises(ConfigError, match="ZFLIP"):
         load_config(config, ["AUGMENTOR.ZFLIP", "True"])
-    with pytest.raises(ConfigError, match="CUTMIX"):
-        load_config(config, ["AUGMENTOR.CUTMIX", "True"])
+    with pytest.raises(ConfigError, match="RANDAUGMENT"):
+        load_config(config, ["PROBLEM.NDIM", "3D", "DATA.PATCH_SIZE", "(4, 32, 32, 1)",
+                             "AUGMENTOR.RANDAUGMENT.ENABLE", "True"])
     with pytest.raises(ConfigError, match="PERC_CLIP"):
         load_config(config, ["DATA.NORMALIZATION.PERC_CLIP.ENABLE", "True"])
     with pytest.raises(ConfigError, match="MB_KERNEL"):

@@ -34,6 +34,22 @@ def test_numpy_metrics_equal_scikit_learn_with_ties_and_absent_classes(seed):
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((p[k], r[k], f[k], s[k]))
         if k in present:
             assert row["roc_auc"] == pytest.approx(sk.roc_auc_score(y_true == k, probs[:, k]))
+            assert row["average_precision"] == pytest.approx(sk.average_precision_score(y_true == k, probs[:, k]))
         else:
-            assert row["roc_auc"] is None
+            assert row["roc_auc"] is None and row["average_precision"] is None
     assert ours["confusion_matrix"]["matrix"] == sk.confusion_matrix(y_true, y_pred, labels=range(n_classes)).tolist()
+
+
+def test_curve_points_equal_scikit_learn():
+    from biapy_cls.evaluation.curves import threshold_counts
+
+    rng = np.random.default_rng(3)
+    positives = rng.random(50) < 0.4
+    scores = rng.integers(0, 6, 50) / 5.0  # ties
+    fps, tps = threshold_counts(positives, scores)
+    precision, recall, _ = sk.precision_recall_curve(positives, scores)
+    assert np.allclose(np.r_[(tps / (tps + fps))[::-1], 1.0], precision)
+    assert np.allclose(np.r_[(tps / positives.sum())[::-1], 0.0], recall)
+    fpr, tpr, _ = sk.roc_curve(positives, scores, drop_intermediate=False)
+    assert np.allclose(np.r_[0.0, fps / (~positives).sum()], fpr)
+    assert np.allclose(np.r_[0.0, tps / positives.sum()], tpr)

@@ -1,0 +1,269 @@
+"""The eleven per-image AUGMENTOR transformations BiaPy's pair generator has beyond augment.py's, batched.
+
+Each function takes a unit-scaled float batch (n, C, H, W) or (n, C, D, H, W), the AUGMENTOR node and the
+number of spatial dimensions, and returns a new batch of the same shape; random parameters are drawn per
+image. BiaPy 3.7.1 (data/generators/augmentors.py and pair_base_data_generator.py) is the reference for
+the keys and their meaning; where its code differs from its documented meaning, or needs a channel count
+or shape we cannot assume, the difference is said below. CUTMIX mixes two images and so their labels: it
+lives in mixing.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# name -> application order group: these run after the blurs (BiaPy: after the geometric moves) ...
+EARLY = ("GRAYSCALE", "CHANNEL_SHUFFLE", "CUTBLUR", "CUTNOISE", "MISALIGNMENT")
+# ... and these after the intensity transformations and GAUSSIAN_NOISE, as in BiaPy.
+LATE = ("POISSON_NOISE", "SALT", "PEPPER", "SALT_AND_PEPPER", "MISSING_SECTIONS", "GRIDMASK")
+
+
+def _uniform(n: int, bounds, device) -> torch.Tensor:
+    low, high = float(bounds[0]), float(bounds[1])
+    return torch.rand(n, device=device) * (high - low) + low
+
+
+def _randint(n: int, low: int, high: int, device) -> torch.Tensor:
+    """Integers in [low, high), at least `low`."""
+    return torch.randint(int(low), max(int(high), int(low) + 1), (n,), device=device)
+
+
+def _planes(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1, x.shape[-2], x.shape[-1])
+
+
+def _box_masks(n: int, spatial: tuple[int, ...], frac: torch.Tensor, device) -> torch.Tensor:
+    """(n, *spatial) boolean boxes, `frac` (n,) of every axis long (rounded, at least 1), at random positions."""
+    inside = torch.ones((n, *[1] * len(spatial)), dtype=torch.bool, device=device)
+    for axis, size in enumerate(spatial):
+        length = (frac * size).round().clamp(1, size)
+        start = (torch.rand(n, device=device) * (size - length + 1)).floor()
+        pos = torch.arange(size, device=device).view(1, *[1] * axis, size, *[1] * (len(spatial) - axis - 1))
+        shape = (n, *[1] * len(spatial))
+        inside = inside & (pos >= start.view(shape)) & (pos < (start + length).view(shape))
+    return inside
+
+
+def grayscale(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """Every channel replaced by the mean of the channels (BiaPy: RGB only; here any count, 1 is a no-op)."""
+    return x.mean(1, keepdim=True).expand_as(x).clone()
+
+
+def channel_shuffle(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """A random order of the channels, never the original one (BiaPy's permutation may be the identity,
+    which would make CHANNEL_SHUFFLE_PROB overstate how often images change)."""
+    n, c = x.shape[:2]
+    if c == 1:
+        return x.clone()
+    perm = torch.rand(n, c, device=x.device).argsort(1)
+    ident = torch.arange(c, device=x.device)
+    while (same := (perm == ident).all(1)).any():  # redraw identities: few rounds (probability 1/c!)
+        perm[same] = torch.rand(int(same.sum()), c, device=x.device).argsort(1)
+    index = perm.view(n, c, *[1] * (x.ndim - 2)).expand_as(x)
+    return x.gather(1, index)
+
+
+def cutblur(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """A box (CBLUR_SIZE of y and x; every z-slice alike) replaced by a low-resolution copy: area-downsampled
+    by an integer factor from CBLUR_DOWN_RANGE, then nearest-upsampled. With CBLUR_INSIDE False, half of the
+    images get the inverse: the whole image low-resolution except the box. The low-resolution blocks are
+    aligned on the image grid (BiaPy aligns them on the box's corner)."""
+    n, (h, w) = x.shape[0], x.shape[-2:]
+    planes = _planes(x)
+    ratio = torch.randint(int(aug.CBLUR_DOWN_RANGE[0]), int(aug.CBLUR_DOWN_RANGE[1]) + 1, (n,), device=x.device)
+    low = torch.empty_like(planes)
+    for r in ratio.unique().tolist():
+        sel = (ratio == r).nonzero().squeeze(1)
+        small = F.interpolate(planes[sel], size=(max(1, h // r), max(1, w // r)), mode="area")
+        low[sel] = F.interpolate(small, size=(h, w), mode="nearest")
+    box = _box_masks(n, (h, w), _uniform(n, aug.CBLUR_SIZE, x.device), x.device)[:, None]
+    if not aug.CBLUR_INSIDE:
+        box = box ^ (torch.rand(n, device=x.device) < 0.5).view(n, 1, 1, 1)
+    return torch.where(box, low, planes).reshape(x.shape)
+
+
+def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """CNOISE_NB_ITERATIONS (both ends included) boxes, each CNOISE_SIZE of every axis, get Gaussian noise of
+    standard deviation CNOISE_SCALE x the image's maximum, the same for every channel."""
+    n, spatial, dev = x.shape[0], x.shape[2:], x.device
+    boxes = int(aug.CNOISE_NB_ITERATIONS[1])
+    count = torch.randint(int(aug.CNOISE_NB_ITERATIONS[0]), boxes + 1, (n,), device=dev)
+    top = x.flatten(1).amax(1)
+    # Independent noises of overlapping boxes add up to one Gaussian of the summed variance: one draw.
+    variance = torch.zeros(n, *spatial, device=dev, dtype=x.dtype)
+    for b in range(boxes):
+        active = count > b
+        inside = _box_masks(n, spatial, _uniform(n, aug.CNOISE_SIZE, dev), dev) & active.view(-1, *[1] * len(spatial))
+        amp = (_uniform(n, aug.CNOISE_SCALE, dev) * top).view(-1, *[1] * len(spatial))
+        variance += inside * amp**2
+    return x + (variance.sqrt() * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
+
+
+def _max_angle(height: int, displacement: int) -> float:
+    """BiaPy's (PyTorch Connectomics') largest mis-alignment rotation, in radians: the one that moves the
+    border of a centred (height - displacement) square by about `displacement` / 2 pixels."""
+    ratio = (displacement / 2.0) / max((height - displacement) / 2.0 * 1.42, 1e-6)
+    return math.asin(min(ratio, 1.0)) * 2.0
+
+
+def _warp_planes(planes: torch.Tensor, angle: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor,
+                 centre_y: torch.Tensor) -> torch.Tensor:
+    """Rotate every y-x plane of each image by `angle` about (W/2, centre_y) and shift it by (dx, dy)
+    pixels, zeros outside: one grid_sample for the batch."""
+    n, _, h, w = planes.shape
+    dev = planes.device
+    ys = torch.arange(h, device=dev, dtype=planes.dtype) + 0.5
+    xs = torch.arange(w, device=dev, dtype=planes.dtype) + 0.5
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    c, s = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+    u, v = xx - w / 2 - dx.view(n, 1, 1), yy - centre_y.view(n, 1, 1) - dy.view(n, 1, 1)
+    src_x, src_y = c * u + s * v + w / 2, -s * u + c * v + centre_y.view(n, 1, 1)  # inverse rotation
+    grid = torch.stack([src_x / w * 2 - 1, src_y / h * 2 - 1], -1)
+    return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def misalignment(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """Mis-aligned sections, as in serial-section microscopy. With probability MS_ROTATE_RATIO a rotation
+    (at most the angle that moves the border by about MS_DISPLACEMENT / 2 pixels), otherwise a translation
+    of up to MS_DISPLACEMENT pixels; zeros fill what is uncovered.
+    2D: the rows below a random row move (a translation shifts them along x, as in BiaPy).
+    3D: one random z-slice ('slip') or every slice from a random one on, half of the times each; a
+    translation moves them by a random (dy, dx). BiaPy's 2D code swaps translation and rotation against
+    the key's name; here MS_ROTATE_RATIO is the rotation's share in both."""
+    n, dev, dt = x.shape[0], x.device, x.dtype
+    h, w = x.shape[-2:]
+    disp = int(aug.MS_DISPLACEMENT)
+    rotate = torch.rand(n, device=dev) < float(aug.MS_ROTATE_RATIO)
+    angle = (torch.rand(n, device=dev) * 2 - 1) * _max_angle(h, disp) * rotate
+    shift = _randint(n, 0, disp, dev).to(dt) * ~rotate
+    planes = _planes(x)
+    if ndim == 2:
+        row = _randint(n, 1, h - 1, dev)
+        lower = torch.arange(h, device=dev).view(1, 1, h, 1) >= row.view(n, 1, 1, 1)
+        # only the lower part moves: it is cut out first, so nothing of the upper part slides in
+        moved = _warp_planes(planes * lower, angle, -shift, torch.zeros_like(shift), row.to(dt) + (h - row.to(dt)) / 2)
+        return torch.where(lower, moved, planes)
+    depth = x.shape[2]
+    sign = torch.randint(0, 2, (2, n), device=dev) * 2 - 1
+    dy = _randint(n, 0, disp, dev).to(dt) * sign[0] * ~rotate
+    dx = shift * sign[1]
+    centre = torch.full((n,), h / 2, device=dev, dtype=dt)
+    moved = _warp_planes(planes, angle, dx, dy, centre).reshape(x.shape)
+    z = _randint(n, 1, depth - 1, dev) if depth >= 3 else torch.zeros(n, dtype=torch.long, device=dev)
+    slip = torch.rand(n, device=dev) < 0.5
+    pos = torch.arange(depth, device=dev).view(1, depth)
+    affected = torch.where(slip[:, None], pos == z[:, None], pos >= z[:, None]).view(n, 1, depth, 1, 1)
+    return torch.where(affected, moved, x)
+
+
+def poisson_noise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """skimage's random_noise(mode='poisson'), which BiaPy calls: each value becomes Poisson(x * L) / L with
+    L the number of distinct values of the image rounded up to a power of two (a photon count that
+    matches its bit depth). Negative values count as 0 photons."""
+    flat = x.flatten(1)
+    ordered = flat.sort(1).values
+    distinct = (ordered[:, 1:] != ordered[:, :-1]).sum(1) + 1
+    levels = (2.0 ** torch.ceil(torch.log2(distinct.to(torch.float64)))).to(x.dtype).view(-1, *[1] * (x.ndim - 1))
+    return torch.poisson(x.clamp_min(0) * levels) / levels
+
+
+def _impulse(x: torch.Tensor, amount: float, salt_share: float) -> torch.Tensor:
+    """A fraction `amount` of the values (every channel of every pixel independently, as skimage) set to
+    1.0 (salt, the dtype's maximum) for a share `salt_share` of them, else to 0 (pepper; -1 for images
+    with negative values, as skimage)."""
+    hit = torch.rand_like(x) < amount
+    salt = torch.rand_like(x) < salt_share
+    negative = (x.flatten(1).amin(1) < 0).view(-1, *[1] * (x.ndim - 1))
+    low = torch.where(negative, -1.0, 0.0).to(x.dtype)
+    return torch.where(hit, torch.where(salt, torch.ones_like(x), low.expand_as(x)), x)
+
+
+def salt(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    return _impulse(x, float(aug.SALT_AMOUNT), 1.0)
+
+
+def pepper(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    return _impulse(x, float(aug.PEPPER_AMOUNT), 0.0)
+
+
+def salt_and_pepper(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    return _impulse(x, float(aug.SALT_AND_PEPPER_AMOUNT), float(aug.SALT_AND_PEPPER_PROP))
+
+
+def missing_sections(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """A straight line from one border to the opposite one (top-bottom or left-right, half of the times
+    each), thickened by MISSP_ITERATIONS dilations, filled with the plane's mean. Each channel (2D) or
+    each z-slice of each channel (3D) gets one with probability MISSP_CHANNEL_PB, with at least two
+    untouched planes after a touched one (BiaPy's rule). The dilation by a cross k times is the set of
+    pixels within L1 distance k of the line: |n . (p - p0)| <= k * max(|n_x|, |n_y|) for the unit normal n."""
+    n, dev = x.shape[0], x.device
+    planes = _planes(x)
+    p, h, w = planes.shape[1:]
+    iterations = _randint(n, aug.MISSP_ITERATIONS[0], aug.MISSP_ITERATIONS[1], dev).float()
+    chosen = torch.zeros(n, p, dtype=torch.bool, device=dev)
+    cooldown = torch.zeros(n, dtype=torch.long, device=dev)
+    for i in range(p):  # sequential because of the gap rule, vectorised over the batch
+        hit = (torch.rand(n, device=dev) < float(aug.MISSP_CHANNEL_PB)) & (cooldown == 0)
+        chosen[:, i] = hit
+        cooldown = torch.where(hit, 2, (cooldown - 1).clamp_min(0))
+    # one line per plane: endpoints on opposite borders
+    vertical = torch.rand(n, p, device=dev) < 0.5
+    a, b = (torch.randint(1, max(w - 1, 2), (2, n, p), device=dev).float()
+            if w > 2 else torch.zeros(2, n, p, device=dev))
+    c, d = (torch.randint(1, max(h - 1, 2), (2, n, p), device=dev).float()
+            if h > 2 else torch.zeros(2, n, p, device=dev))
+    # vertical: (row 0, col a) -> (row h-1, col b); horizontal: (row c, col 0) -> (row d, col w-1)
+    y0, x0 = torch.where(vertical, 0.0, c), torch.where(vertical, a, 0.0)
+    y1, x1 = torch.where(vertical, float(h - 1), d), torch.where(vertical, b, float(w - 1))
+    ny, nx = x1 - x0, -(y1 - y0)
+    norm = torch.sqrt(ny**2 + nx**2).clamp_min(1e-6)
+    ny, nx = ny / norm, nx / norm
+    yy = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h, 1)
+    xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, w)
+    e = lambda t: t[..., None, None]  # noqa: E731 - (n, p) -> broadcast over (h, w)
+    dist = (e(ny) * (yy - e(y0)) + e(nx) * (xx - e(x0))).abs()
+    line = dist <= e(iterations[:, None].expand(n, p)) * torch.maximum(e(ny).abs(), e(nx).abs()) + 0.5 * (
+        e(ny).abs() + e(nx).abs())  # + half a pixel: the rasterised line itself
+    line = line & e(chosen)
+    mean = planes.mean((-2, -1), keepdim=True)
+    return torch.where(line, mean.to(x.dtype), planes).reshape(x.shape)
+
+
+def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
+    """GridMask (Chen et al. 2020), as BiaPy: a grid of period d (from GRID_D_RANGE[0] x height to
+    GRID_D_RANGE[1] x width pixels) whose bands of width ceil(d x GRID_RATIO) are kept and whose squares in
+    between, a share (1 - GRID_RATIO)^2 of the image, are set to 0; rotated by up to GRID_ROTATE x 360
+    degrees; GRID_INVERT zeroes the bands instead. 3D: a random block of consecutive z-slices."""
+    n, dev = x.shape[0], x.device
+    h, w = x.shape[-2:]
+    d = _randint(n, int(h * float(aug.GRID_D_RANGE[0])), int(w * float(aug.GRID_D_RANGE[1])), dev).clamp_min(2).float()
+    band = torch.ceil(d * float(aug.GRID_RATIO))
+    start_y, start_x = torch.rand(n, device=dev) * d, torch.rand(n, device=dev) * d
+    start_y, start_x = start_y.floor(), start_x.floor()
+    degrees = torch.randint(0, max(1, round(float(aug.GRID_ROTATE) * 360)), (n,), device=dev).float()
+    angle = torch.deg2rad(degrees).view(n, 1, 1)
+    yy, xx = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float32) - h / 2,
+                            torch.arange(w, device=dev, dtype=torch.float32) - w / 2, indexing="ij")
+    side = math.ceil(math.sqrt(h * h + w * w))  # BiaPy draws the grid on this square, then rotates it
+    u = torch.cos(angle) * yy - torch.sin(angle) * xx + side / 2
+    v = torch.sin(angle) * yy + torch.cos(angle) * xx + side / 2
+    e = lambda t: t.view(n, 1, 1)  # noqa: E731
+    in_band = ((torch.remainder(u.floor() - e(start_y), e(d)) < e(band))
+               | (torch.remainder(v.floor() - e(start_x), e(d)) < e(band)))
+    keep = ~in_band if aug.GRID_INVERT else in_band
+    if ndim == 2:
+        return x * keep[:, None].to(x.dtype)
+    depth = x.shape[2]
+    block = torch.randint(1, depth + 1, (n,), device=dev)
+    first = (torch.rand(n, device=dev) * (depth - block + 1)).floor().long()
+    z = torch.arange(depth, device=dev).view(1, depth)
+    in_block = ((z >= first[:, None]) & (z < (first + block)[:, None])).view(n, 1, depth, 1, 1)
+    return torch.where(in_block & ~keep[:, None, None], torch.zeros_like(x), x)
+
+
+FUNCTIONS = {"GRAYSCALE": grayscale, "CHANNEL_SHUFFLE": channel_shuffle, "CUTBLUR": cutblur, "CUTNOISE": cutnoise,
+             "MISALIGNMENT": misalignment, "POISSON_NOISE": poisson_noise, "SALT": salt, "PEPPER": pepper,
+             "SALT_AND_PEPPER": salt_and_pepper, "MISSING_SECTIONS": missing_sections, "GRIDMASK": gridmask}

@@ -1,0 +1,184 @@
+"""AUGMENTOR.RANDAUGMENT and AUGMENTOR.TRIVIALAUGMENT (2D): torchvision's automatic augmentation policies,
+batched, on images of any channel count and bit depth.
+
+RandAugment (Cubuk et al. 2020) applies RANDAUGMENT.N operations drawn at random to every image, each at
+magnitude RANDAUGMENT.M of 30 (a random sign for the signed ones); TrivialAugment (Mueller & Hutter 2021)
+one operation at a random magnitude. The operations and magnitude ranges are torchvision's
+(`transforms.v2.RandAugment`, `TrivialAugmentWide`), drawn here per image instead of once per batch; each
+operation is written out with a magnitude per image (torchvision's functions take one per call) and
+applied to all the images that drew it at once; Equalize is torchvision's own function.
+
+Any bit depth: each image is mapped to [0, 1] by its own minimum and maximum before, and back after, so
+that the operations (which clip to [0, 1], as torchvision's) lose nothing. Any channel count: where
+torchvision needs 1 or 3 channels, 'Color' (saturation) blends with the mean of the channels and
+'Contrast' with each channel's own mean.
+Not for images where orientation, intensity or colour is the label: the policies rotate, shear and
+recolour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+from yacs.config import CfgNode as CN
+
+BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0 ... 30
+
+
+def _space(kind: str, h: int, w: int) -> dict[str, tuple[torch.Tensor, bool]]:
+    """op -> (magnitude of each bin, signed), torchvision's tables for RandAugment and TrivialAugmentWide."""
+    wide = kind == "trivialaugment"
+    lin = lambda top: torch.linspace(0.0, top, BINS)  # noqa: E731
+    steps = torch.arange(BINS) / ((BINS - 1) / (6 if wide else 4))
+    return {
+        "Identity": (torch.zeros(BINS), False),
+        "ShearX": (lin(0.99 if wide else 0.3), True),
+        "ShearY": (lin(0.99 if wide else 0.3), True),
+        "TranslateX": (lin(32.0 if wide else 150.0 / 331.0 * w), True),
+        "TranslateY": (lin(32.0 if wide else 150.0 / 331.0 * h), True),
+        "Rotate": (lin(135.0 if wide else 30.0), True),
+        "Brightness": (lin(0.99 if wide else 0.9), True),
+        "Color": (lin(0.99 if wide else 0.9), True),
+        "Contrast": (lin(0.99 if wide else 0.9), True),
+        "Sharpness": (lin(0.99 if wide else 0.9), True),
+        "Posterize": (8 - steps.round(), False),
+        "Solarize": (torch.linspace(1.0, 0.0, BINS), False),
+        "AutoContrast": (torch.zeros(BINS), False),
+        "Equalize": (torch.zeros(BINS), False),
+    }
+
+
+OPS = tuple(_space("randaugment", 1, 1))
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's luminance for 3 channels, the mean of the channels otherwise (one channel: itself)."""
+    if x.shape[1] == 3:
+        return (0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return x.mean(1, keepdim=True)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision's _blend with one factor per image: factor x + (1 - factor) other, clipped to [0, 1]."""
+    f = factor.view(-1, 1, 1, 1).to(x.dtype)
+    return (f * x + (1 - f) * other).clamp(0, 1)
+
+
+def _geometry(x: torch.Tensor, op: str, mag: torch.Tensor) -> torch.Tensor:
+    """ShearX/Y (shear factor, about the top-left corner, as PIL and torchvision's center=[0, 0]),
+    TranslateX/Y (whole pixels) and Rotate (degrees, about the centre): one nearest-neighbour resampling
+    with a matrix per image, zeros outside (torchvision's default fill)."""
+    n, _, h, w = x.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
+                            torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
+    m = mag.to(x.dtype).view(n, 1, 1)
+    if op == "ShearX":
+        src_x, src_y = xs + m * ys, ys.expand(n, h, w)
+    elif op == "ShearY":
+        src_x, src_y = xs.expand(n, h, w), ys + m * xs
+    elif op == "TranslateX":
+        src_x, src_y = xs - m.trunc(), ys.expand(n, h, w)
+    elif op == "TranslateY":
+        src_x, src_y = xs.expand(n, h, w), ys - m.trunc()
+    else:  # Rotate: counter-clockwise by `mag` degrees, as torchvision
+        a = torch.deg2rad(m)
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+        u, v = xs - cx, ys - cy
+        src_x, src_y = torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy
+    grid = torch.stack([(src_x + 0.5) / w * 2 - 1, (src_y + 0.5) / h * 2 - 1], -1)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision's adjust_sharpness: blend with a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13) whose
+    border pixels are the image's own, per channel."""
+    n, c, h, w = x.shape
+    if h <= 2 or w <= 2:
+        return x
+    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
+    kernel[1, 1] = 5
+    kernel = (kernel / kernel.sum()).expand(c, 1, 3, 3)
+    smooth = x.clone()
+    smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel, groups=c)
+    return _blend(x, smooth, factor)
+
+
+def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tensor:
+    """One policy operation on (n, C, H, W) floats in [0, 1], with one (signed) magnitude per image;
+    torchvision's definitions, written for any channel count and per-image magnitudes."""
+    mag = torch.as_tensor(mag, dtype=torch.float32).expand(x.shape[0]).to(x.device)
+    if op == "Identity":
+        return x
+    if op in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
+        return _geometry(x, op, mag)
+    if op == "Brightness":
+        return _blend(x, torch.zeros_like(x), 1 + mag)
+    if op == "Color":
+        return _blend(x, _gray(x), 1 + mag)
+    if op == "Contrast":  # towards the mean grey level (3 channels) or each channel's own mean
+        gray = _gray(x) if x.shape[1] in (1, 3) else x
+        return _blend(x, gray.mean((-3, -2, -1) if x.shape[1] in (1, 3) else (-2, -1), keepdim=True), 1 + mag)
+    if op == "Sharpness":
+        return _sharpness(x, 1 + mag)
+    if op == "Posterize":  # torchvision's float posterize: 2**bits levels
+        levels = (2 ** mag.round()).view(-1, 1, 1, 1).to(x.dtype)
+        return (x * levels).floor().clamp(max=levels - 1) / levels
+    if op == "Solarize":
+        return torch.where(x >= mag.view(-1, 1, 1, 1).to(x.dtype), 1 - x, x)
+    if op == "AutoContrast":  # each channel stretched to [0, 1]; flat channels unchanged
+        low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
+        flat = high <= low
+        return torch.where(flat, x, (x - low) / torch.where(flat, 1, high - low))
+    if op == "Equalize":
+        return TF.equalize(x)  # torchvision's: a 256-bin histogram per channel (as PIL)
+    raise ValueError(op)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """RandAugment, TrivialAugment or nothing (`kind` ''), for 2D batches."""
+
+    kind: str = ""
+    num_ops: int = 2
+    magnitude: int = 9
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> Policy:
+        aug = cfg.AUGMENTOR
+        if not aug.ENABLE or cfg.PROBLEM.NDIM != "2D":  # config/check.py refuses them in 3D
+            return cls()
+        if aug.RANDAUGMENT.ENABLE:
+            return cls("randaugment", int(aug.RANDAUGMENT.N), int(aug.RANDAUGMENT.M))
+        if aug.TRIVIALAUGMENT:
+            return cls("trivialaugment", 1, -1)
+        return cls()
+
+    def __bool__(self) -> bool:
+        return bool(self.kind)
+
+    def describe(self) -> str:
+        if self.kind == "randaugment":
+            return f"RANDAUGMENT (N={self.num_ops}, M={self.magnitude}, every image)"
+        return "TRIVIALAUGMENT (every image)" if self.kind else ""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, dev = x.shape[0], x.device
+        space = _space(self.kind, x.shape[-2], x.shape[-1])
+        names = list(space)
+        dims = (1, 2, 3)
+        low, high = x.amin(dims, keepdim=True), x.amax(dims, keepdim=True)
+        span = (high - low).clamp_min(1e-12)
+        y = ((x - low) / span).clamp(0, 1)
+        for _ in range(self.num_ops):
+            ops = torch.randint(0, len(names), (n,))
+            bins = torch.full((n,), self.magnitude) if self.magnitude >= 0 else torch.randint(0, BINS, (n,))
+            signs = torch.randint(0, 2, (n,)) * 2 - 1
+            for op in ops.unique().tolist():  # one call per operation, a magnitude per image
+                values, signed = space[names[op]]
+                sel = (ops == op).nonzero().squeeze(1)
+                mag = values[bins[sel]] * (signs[sel] if signed else 1)
+                y[sel.to(dev)] = apply_op(y[sel.to(dev)], names[op], mag)
+        return y * span + low
