@@ -410,7 +410,9 @@ def targets(result: dict) -> list[str]:
         lazy = [m for m in row.get("memory", []) if not m["in_memory"]]
         if len(lazy) > 1 and not fmt.startswith("224"):
             growth = [m["growth"] / 2**20 for m in lazy]
-            flat = max(growth) - min(growth) < max(16.0, 0.25 * min(growth))
+            # Independent of the size = no growth from the smallest to the largest set; the cases scatter
+            # by tens of MiB (the allocator's reuse of the 3D warp's temporaries), in either direction.
+            flat = growth[-1] - growth[0] < max(16.0, 0.25 * growth[0])
             rows.append(f"| lazy peak memory independent of dataset size ({fmt}) | growth "
                         + " / ".join(f"{g:.1f}" for g in growth) + f" MiB for {lazy[0]['images']}-{lazy[-1]['images']}"
                         f" images | {'yes' if flat else '**no**'} |")
