@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class BiaPy:
         from biapy_cls.engine.runtime import setup_runtime
         from biapy_cls.logs import setup_logging
         from biapy_cls.outputs import RunPaths, check_writable
+        from biapy_cls.run_safety import check_result_dir_outside_data
+        from biapy_cls.workflow import data_folders
 
         self.verbose = verbose
         if verbose:
@@ -89,9 +92,11 @@ class BiaPy:
         if self._predict_only and not data.get("DATA.TEST.PATH"):
             data = {**data, "DATA.TEST.PATH": _NO_TEST_PATH}
         self.cfg, self._notices = load_config_data(data, source.source, overrides)
-        self.paths = self.paths.with_checkpoint_format(self.cfg.MODEL.OUT_CHECKPOINT_FORMAT)
+        self.paths = replace(self.paths.with_checkpoint_format(self.cfg.MODEL.OUT_CHECKPOINT_FORMAT),
+                             test_only=not self.cfg.TRAIN.ENABLE)
         self._clear_placeholder()
         if self.save_files:
+            check_result_dir_outside_data(self.paths.job_dir, data_folders(self.cfg))
             check_writable(self.paths.job_dir)
         self.runtime = setup_runtime(self.gpu, self.cfg.SYSTEM.NUM_CPUS)
         self._model = None  # (model, normalizer, plan, model spec) once trained or loaded
@@ -173,23 +178,26 @@ class BiaPy:
 
     @contextlib.contextmanager
     def _session(self, training: bool):
-        """Claim the run folder (once), log to the run's log file and record the run's state in
-        run_info.json; Ctrl-C becomes TrainingInterrupted with the way to resume. Nested calls share one."""
+        """Lock and claim the run folder (once), log to the run's log file and record the run's state in
+        run_info.json; Ctrl-C and SIGTERM become TrainingInterrupted with the way to go on. Nested calls share one."""
         from biapy_cls.data.plan import data_notes, describe, write_filtered_samples
         from biapy_cls.engine.runtime import run_on_main
         from biapy_cls.logs import close_logging, setup_logging
         from biapy_cls.outputs import write_run_info
+        from biapy_cls.run_safety import RunGuard
+        from biapy_cls.signals import exit_code, sigterm_as_interrupt, stop_cause
 
         if self._active:
             yield
             return
         paths, runtime = self.paths, self.runtime
-        resume_note = None
-        if not self._claimed:
-            resume_note = run_on_main(runtime, lambda: self._claim(training))
-        setup_logging(paths.log_file, runtime.is_main)
-        self._active = True
+        guard = RunGuard(paths)  # the run lock and --overwrite's safety copy
         try:
+            resume_note = None
+            if not self._claimed:
+                resume_note = run_on_main(runtime, lambda: self._claim(training, guard))
+            setup_logging(paths.log_file, runtime.is_main)
+            self._active = True
             if runtime.is_main and not self._claimed:
                 self._log_header(resume_note)
                 log.info(describe(self.plan))
@@ -198,33 +206,68 @@ class BiaPy:
             if runtime.is_main:
                 write_run_info(paths, "running", command=self._command or "Python API", version=__version__,
                                data_notes=data_notes(self.plan))
+            last = paths.last_checkpoint if training else None
             try:
-                yield
-            except KeyboardInterrupt:
+                with sigterm_as_interrupt():
+                    yield
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (signals.Terminated)
                 if runtime.is_main:
                     write_run_info(paths, "interrupted")
-                saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
-                         f"{self._resume_hint()}" if paths.last_checkpoint.exists()
-                         else "No epoch had completed, so there is nothing to resume.")
-                raise TrainingInterrupted(f"stopped by the user (Ctrl-C). {saved}") from None
+                    guard.ended(last)
+                if not training:
+                    saved = ("Only the test was running and nothing is lost: run the same command again to test:\n  "
+                             + (self._command or "test()"))
+                elif paths.last_checkpoint.exists():
+                    saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
+                             f"{self._resume_hint()}")
+                else:
+                    saved = "No epoch had completed, so there is nothing to resume."
+                stopped = TrainingInterrupted(f"stopped by {stop_cause(err)}. {saved}")
+                stopped.exit_code = exit_code(err, stopped.exit_code)
+                raise stopped from None
             except BaseException:
                 if runtime.is_main:
-                    write_run_info(paths, "failed")
+                    try:  # on a full disk this write fails too: the error to report is the first one
+                        write_run_info(paths, "failed")
+                    except OSError:
+                        log.warning(f"Could not record the failure in '{paths.run_info}'.")
+                    guard.ended(last)
                 raise
             if runtime.is_main:
                 write_run_info(paths, "finished")
+                guard.ended(None, finished=True)
                 log.info(f"Done. Outputs are in '{paths.job_dir}'.")
         finally:
             self._active = False
+            guard.release()
             close_logging()
 
-    def _claim(self, training: bool) -> str | None:
-        """Claim the output folder (nothing written yet); when resuming, check that the run can go on."""
+    def _claim(self, training: bool, guard) -> str | None:
+        """Lock and claim the output folder (nothing else written yet); when resuming, check that the run
+        can go on with the same classes and model."""
+        from biapy_cls.engine.checkpoint_match import check_class_names, check_resumable_model
         from biapy_cls.engine.resume import check_resume
+        from biapy_cls.models.prepare import run_model_spec
         from biapy_cls.outputs import claim_run
 
-        claim_run(self.paths, training, self._resume, self._overwrite)
-        return check_resume(self.cfg, self.paths, self._resume_hint()) if self._resume else None
+        cfg, paths, plan = self.cfg, self.paths, self.plan
+
+        def same_task(checkpoint: dict) -> None:
+            source = str(paths.last_checkpoint)
+            check_class_names(checkpoint, plan.class_names, source)
+            spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
+                                  len(plan.class_names))
+            check_resumable_model(checkpoint, spec.to_dict(), cfg.MODEL.dump(), source)
+
+        guard.lock()
+        try:
+            claim_run(paths, training, self._resume, self._overwrite, set_aside=guard.set_aside)
+            note = check_resume(cfg, paths, self._resume_hint(), same_task) if self._resume else None
+        except BaseException:
+            guard.release(refused=True)
+            raise
+        guard.clean_temporaries()
+        return note
 
     def _log_header(self, resume_note: str | None) -> None:
         import torch

@@ -8,13 +8,16 @@ Kept free of heavy imports so that `--help` and `--version` answer at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
 
 from biapy_cls import __version__
 from biapy_cls.errors import EXIT_INTERRUPTED, ConfigError, TrainingInterrupted, UserError
+from biapy_cls.logs import printable
 
 EPILOG = """\
 trailing KEY VALUE pairs override the YAML, e.g.:
@@ -103,9 +106,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def print_error(message: str, title: str = "ERROR") -> None:
     """One readable paragraph on stderr, wrapped to the terminal."""
     width = 100
-    paragraphs = [textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
-                  for p in message.split("\n")]  # never break a path: users copy it
-    print(f"{title}: " + "\n".join(paragraphs), file=sys.stderr, flush=True)
+    # Never break a path: users copy it. An indented line is a command to copy and paste: kept whole, since a
+    # line break inside it would run half the command.
+    paragraphs = [p if p.startswith("  ") else
+                  textwrap.fill(p, width=width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+                  for p in message.split("\n")]
+    print(printable(f"{title}: " + "\n".join(paragraphs)), file=sys.stderr, flush=True)
 
 
 def _rank() -> int:
@@ -113,8 +119,28 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+# errno -> what to call it: the machine's problem, not a bug (a full disk during a checkpoint save, ...)
+DISK_ERRORS = {errno.ENOSPC: "The disk is full", errno.EDQUOT: "The disk quota is exceeded",
+               errno.EROFS: "The file system is read-only", errno.EACCES: "Permission denied",
+               errno.EPERM: "Operation not permitted (an immutable file or folder?)"}
+
+
+def worker_message(text: str) -> str:
+    """The tool's own message out of an error re-raised from a DataLoader worker, which torch wraps in
+    "Caught DataError in DataLoader worker process 0. Original Traceback ...": the same one paragraph
+    as when loading in memory."""
+    if "Original Traceback" not in text:
+        return text
+    last = None
+    for last in re.finditer(r"^biapy_cls\.[\w.]+: ", text, re.M):
+        pass
+    return text[last.end():].strip() if last else text
+
+
 def _report(err: UserError) -> None:
     """Print a user error once per job: rank 0 prints it; other ranks only print errors of their own."""
+    if "Original Traceback" in str(err):
+        err.args = (worker_message(str(err)),)
     rank = _rank()
     if rank == 0:
         print_error(str(err))
@@ -148,24 +174,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if _rank() == 0:
             print_error(str(err), title="INTERRUPTED")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+        return err.exit_code
+    except KeyboardInterrupt as err:
         if args.debug:
             raise
-        print_error("stopped by the user (Ctrl-C) before training started; nothing was lost.", title="INTERRUPTED")
-        return EXIT_INTERRUPTED
+        from biapy_cls.signals import exit_code, stop_cause
+
+        print_error(f"stopped by {stop_cause(err)} before training started; nothing was lost.", title="INTERRUPTED")
+        return exit_code(err, EXIT_INTERRUPTED)
+    except OSError as err:
+        if args.debug:
+            raise
+        if err.errno not in DISK_ERRORS:
+            return _internal_error(err)
+        print_error(f"{DISK_ERRORS[err.errno]}: writing '{err.filename or 'a result file'}' failed ({err.strerror}). "
+                    "Free space or fix the permissions, or choose another --result_dir; an interrupted training run "
+                    "continues from its last completed epoch with --resume.")
+        return 2
     except Exception as err:  # noqa: BLE001 - last line of defence: no traceback for users
         if args.debug:
             raise
-        where = f"[rank {_rank()}] " if _rank() else ""
-        print_error(
-            f"{where}unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
-            "data. Re-run with --debug to see the full traceback and please report it."
-        )
-        return 1
+        return _internal_error(err)
     finally:
         if biapy is not None:
             biapy.close()
+
+
+def _internal_error(err: BaseException) -> int:
+    where = f"[rank {_rank()}] " if _rank() else ""
+    print_error(
+        f"{where}unexpected internal error ({type(err).__name__}: {err}). This is a bug in biapy-cls, not in your "
+        "data. Re-run with --debug to see the full traceback and please report it."
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,18 @@ log = logging.getLogger("biapy_cls")
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno == logging.INFO else f"{record.levelname}: "
-        return f"[{self.formatTime(record, '%H:%M:%S')}] {prefix}{record.getMessage()}"
+        text = f"[{self.formatTime(record, '%H:%M:%S')}] {prefix}{record.getMessage()}"
+        return printable(text)
+
+
+def printable(text: str) -> str:
+    """File names that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which no UTF-8
+    stream can write ("--- Logging error ---"): shown as \\xNN escapes of their bytes instead."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class _StdoutHandler(logging.StreamHandler):

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class RunPaths:
     config_stem: str
     run_id: int
     checkpoint_suffix: str = ".pth"  # ".safetensors" with MODEL.OUT_CHECKPOINT_FORMAT safetensors
+    test_only: bool = False  # a test-only run writes its own config copy and run_info beside the training run's
 
     @classmethod
     def create(cls, result_dir: str, name: str, run_id: int, config_path: str) -> RunPaths:
@@ -49,7 +51,8 @@ class RunPaths:
 
     @property
     def config_file(self) -> Path:
-        return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}.yaml"
+        suffix = "_test" if self.test_only else ""
+        return self.job_dir / "config_files" / f"{self.config_stem}_{self.run_id}{suffix}.yaml"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -110,7 +113,7 @@ class RunPaths:
 
     @property
     def run_info(self) -> Path:
-        return self.results_dir / "run_info.json"
+        return self.results_dir / ("test_run_info.json" if self.test_only else "run_info.json")
 
     def epoch_checkpoint(self, epoch: int) -> Path:
         """Kept every MODEL.SAVE_CKPT_FREQ epochs."""
@@ -153,10 +156,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) -> None:
+def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool,
+              set_aside: Callable[[list[Path]], None] | None = None) -> None:
     """Decide whether this run may write where it would write; raise RunStateError if not.
 
-    Nothing is written or removed before every check has passed.
+    Nothing is written or removed before every check has passed. With --overwrite the old outputs are
+    removed, or given to `set_aside` (run_safety.OverwriteBackup) to be kept until the new run has a checkpoint.
     """
     info = read_run_info(paths)
     status = info.get("status")
@@ -181,7 +186,9 @@ def claim_run(paths: RunPaths, training: bool, resume: bool, overwrite: bool) ->
         raise RunStateError(
             f"'{paths.job_dir}' already holds {what} {paths.run_name} ({existing[0]}). Nothing was changed. {todo}."
         )
-    if overwrite:
+    if overwrite and set_aside is not None:
+        set_aside(outputs)
+    elif overwrite:
         for path in outputs:
             _remove(path)
 
@@ -191,6 +198,19 @@ def check_writable(directory: Path) -> None:
     probe_parent = directory
     while not probe_parent.exists() and probe_parent != probe_parent.parent:
         probe_parent = probe_parent.parent
+    if not probe_parent.is_dir():
+        raise UserError(
+            f"Cannot write results under '{directory}': '{probe_parent}' is a file, not a folder. Choose another "
+            "--result_dir (or --name)."
+        )
+    # Every folder of the job that already exists (an immutable checkpoints/, say) must be writable too.
+    for sub in ("checkpoints", "logs", "results", "config_files"):
+        folder = directory / sub
+        if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+            raise UserError(
+                f"Cannot write results under '{directory}': its folder '{folder}' is not a writable folder. Fix its "
+                "permissions (or chattr -i it), or choose another --result_dir or --name."
+            )
     if not os.access(probe_parent, os.W_OK | os.X_OK):
         raise UserError(
             f"Cannot write results under '{directory}': the folder '{probe_parent}' is not writable. Choose "
@@ -212,7 +232,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         # mkstemp creates the file 0600; give it the permissions of a normally created file (0666 & ~umask)
         os.chmod(tmp, normal_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # surrogateescape: a file or class name that is not valid UTF-8 is written back as its original bytes,
+        # so it round-trips (read with encoding_errors="surrogateescape") instead of failing after training.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -31,6 +31,7 @@ from biapy_cls.data.plan import (
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, to_unit
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.checkpoint_match import check_class_names
 from biapy_cls.engine.ema import EmaSettings, ModelEma
 from biapy_cls.engine.finetune import BackboneFreezer, FineTuning, backbone_parameters
 from biapy_cls.engine.inference import predict
@@ -63,6 +64,18 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(str(a)) for a in ["biapy", *getattr(args, "argv", sys.argv[1:])])
 
 
+def data_folders(cfg: CN) -> dict[str, str]:
+    """The folders this run reads images from, by key."""
+    folders = {}
+    if cfg.TRAIN.ENABLE:
+        folders["DATA.TRAIN.PATH"] = cfg.DATA.TRAIN.PATH
+        if not cfg.DATA.VAL.FROM_TRAIN:
+            folders["DATA.VAL.PATH"] = cfg.DATA.VAL.PATH
+    if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST:
+        folders["DATA.TEST.PATH"] = cfg.DATA.TEST.PATH
+    return folders
+
+
 def resume_command(args: argparse.Namespace) -> str:
     """The command that continues this run: the one typed, with --resume and without --overwrite."""
     argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--overwrite", "--resume")]
@@ -77,7 +90,10 @@ def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan,
     elif cfg.TRAIN.ENABLE:
         plan = plan_training_data(cfg)
         if cfg.MODEL.LOAD_CHECKPOINT:  # fine-tuning: read now, before the run folder may be replaced
-            checkpoint = load_checkpoint(checkpoint_to_load(cfg, paths), "checkpoint to start training from")
+            source = checkpoint_to_load(cfg, paths)
+            checkpoint = load_checkpoint(source, "checkpoint to start training from")
+            check_class_names(checkpoint, plan.class_names, str(source), fine_tune=True,
+                              skip_unmatched=cfg.MODEL.SKIP_UNMATCHED_LAYERS)
         if not resume:  # the model fits the patch and its pretrained weights are here (or stop: nothing written)
             spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
                                   len(plan.class_names))

@@ -52,7 +52,7 @@ LIST_CHOICES = {
 RANGES = {
     "SYSTEM.NUM_CPUS": (-1, None, "-1 or at least 1"),
     "SYSTEM.NUM_WORKERS": (-1, None, "-1 (automatic) or at least 0"),
-    "SYSTEM.SEED": (0, None, "0 or more"),
+    "SYSTEM.SEED": (0, 2**32 - 1, "between 0 and 4294967295 (2**32 - 1, what numpy's generator accepts)"),
     "DATA.VAL.SPLIT_TRAIN": (0.0, 1.0, "between 0 and 1 (exclusive), e.g. 0.1"),
     "DATA.VAL.CROSS_VAL_NFOLD": (2, None, "at least 2"),
     "DATA.TRAIN.REPLICATE": (0, None, "0 or more (0 and 1 show each image once per epoch)"),
@@ -378,6 +378,10 @@ def check_config(cfg: CN) -> list[str]:
 
     if not train.ENABLE and not cfg.TEST.ENABLE:
         errors.append("Both TRAIN.ENABLE and TEST.ENABLE are False: there is nothing to do. Set one of them to True.")
+    if train.ENABLE and train.EPOCHS == 0:
+        errors.append("TRAIN.EPOCHS is 0 with TRAIN.ENABLE True: nothing would be trained" + (
+            ", and the test would measure random weights" if cfg.TEST.ENABLE else "") + ". Set TRAIN.EPOCHS to 1 or "
+            "more, or TRAIN.ENABLE False to test a trained checkpoint (MODEL.LOAD_CHECKPOINT True).")
     if train.ENABLE and not cfg.DATA.TRAIN.PATH:
         errors.append("TRAIN.ENABLE is True but DATA.TRAIN.PATH is empty: set it to your training folder.")
     if train.ENABLE and not val.FROM_TRAIN and not val.PATH:

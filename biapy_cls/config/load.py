@@ -19,6 +19,7 @@ from yacs.config import CfgNode as CN
 
 from biapy_cls.config import compat
 from biapy_cls.config.defaults import VALUE_ALIASES, get_cfg_defaults
+from biapy_cls.config.yaml_safety import DuplicateKey, TooLarge, load_config_yaml
 from biapy_cls.errors import ConfigError
 
 
@@ -126,8 +127,21 @@ def read_yaml(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"Cannot read the config file '{path}': {err}.") from err
+    if not text.strip() or all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        raise ConfigError(
+            f"The config file '{path}' is empty" + (" (only comments)" if text.strip() else "") + ": it must hold at "
+            "least the DATA and TRAIN/TEST sections. Start from a template, e.g. "
+            "templates/classification/2d_classification.yaml."
+        )
     try:
-        data = yaml.safe_load(text)
+        data = load_config_yaml(text)
+    except DuplicateKey as err:
+        raise ConfigError(
+            f"The config file '{path}' gives '{err.key}' twice in the same section, at lines {err.first_line} and "
+            f"{err.second_line}; YAML would silently keep only the second. Merge the two into one."
+        ) from err
+    except TooLarge as err:
+        raise ConfigError(f"The config file '{path}' is refused: {err}. A config file needs no such nesting.") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -8,6 +8,7 @@ matched to it by name.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,31 +73,73 @@ def _check_dir(path: str | Path, key: str) -> Path:
     return root
 
 
-def list_class_folders(root: Path) -> list[Path]:
+def total_key(name: str) -> tuple:
+    """Natural, case-insensitive order, then the exact name: a total order, so `Zero` and `zero` (or
+    `a01`/`a1`) always come in the same order whatever the file system lists first."""
+    return (natural_key(name), name)
+
+
+def _readable_dir(folder: Path, key: str) -> None:
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(
+            f"Permission denied: the folder '{folder}' ({key}) cannot be read by this user, so its images cannot "
+            "be used. Fix its permissions (e.g. chmod -R u+rX) or move the images elsewhere."
+        )
+
+
+def list_class_folders(root: Path, key: str = "the data folder") -> list[Path]:
+    _readable_dir(root, key)
     folders = [p for p in root.iterdir() if p.is_dir() and not is_litter(p.name)]
-    return sorted(folders, key=lambda p: natural_key(p.name))
+    return sorted(folders, key=lambda p: total_key(p.name))
 
 
-def _list_images(folder: Path, extensions: tuple[str, ...], recursive: bool) -> tuple[list[Path], list[Path]]:
-    """Image files of a folder in natural order, and the non-image files found beside them."""
-    entries = folder.rglob("*") if recursive else folder.iterdir()
+def _list_images(folder: Path, extensions: tuple[str, ...], recursive: bool,
+                 key: str = "the data folder") -> tuple[list[Path], list[Path]]:
+    """Image files of a folder in natural order, and the files not used as (path, reason).
+
+    Symlinked files and sub-folders are followed (a sub-folder reached twice, e.g. by a link loop, is read
+    once); an unreadable sub-folder is an error, never silently dropped."""
+    _readable_dir(folder, key)
     images, others = [], []
-    for p in entries:
-        if not p.is_file() or any(is_litter(part) for part in p.relative_to(folder).parts):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=recursive):
+        here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
             continue
-        (images if has_image_extension(p, extensions) else others).append(p)
-    key = lambda p: [natural_key(part) for part in p.relative_to(folder).parts]  # noqa: E731
-    return sorted(images, key=key), sorted(others, key=key)
+        seen.add(real)
+        if here != folder:
+            _readable_dir(here, key)
+        dirnames[:] = [d for d in dirnames if not is_litter(d)] if recursive else []
+        for name in filenames:
+            if is_litter(name):
+                continue
+            p = here / name
+            if not p.is_file():  # a dangling or looping symbolic link, a socket, ...
+                others.append((p, "a broken or looping symbolic link" if p.is_symlink() else "not a regular file"))
+            elif has_image_extension(p, extensions):
+                images.append(p)
+            else:
+                others.append((p, "not an image file"))
+        # a symlink to a folder that os.walk does not follow (not recursive) or that does not resolve
+        for d in list(dirnames):
+            if (here / d).is_symlink() and not (here / d).exists():
+                others.append((here / d, "a broken symbolic link"))
+    order = lambda p: [total_key(part) for part in p.relative_to(folder).parts]  # noqa: E731
+    return sorted(images, key=order), sorted(others, key=lambda item: order(item[0]))
 
 
-def _warn_skipped(others: list[Path], root: Path, extensions: tuple[str, ...]) -> None:
+def _warn_skipped(others: list[tuple[Path, str]], root: Path, extensions: tuple[str, ...]) -> None:
+    """One summary line, then every file not used with its reason (in the log)."""
     if not others:
         return
-    shown = ", ".join(p.relative_to(root).as_posix() for p in others[:10])
-    more = f" and {len(others) - 10} more" if len(others) > 10 else ""
-    log.warning(
-        f"Skipped {len(others)} file(s) under '{root}' that are not images ({', '.join(extensions)}): {shown}{more}"
-    )
+    by_reason: dict[str, int] = {}
+    for _, reason in others:
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    summary = ", ".join(f"{n} {reason}" for reason, n in by_reason.items())
+    log.warning(f"Skipped {len(others)} file(s) under '{root}' ({summary}; images are {', '.join(extensions)}):\n"
+                + "\n".join(f"  {p.relative_to(root).as_posix()}: {reason}" for p, reason in others))
 
 
 def discover_labelled(
@@ -110,13 +153,15 @@ def discover_labelled(
     """
     root = _check_dir(root_path, key)
     extensions = image_extensions(ndim)
-    folders = list_class_folders(root)
+    folders = list_class_folders(root, key)
     if not folders:
-        loose, _ = _list_images(root, extensions, recursive=False)
+        loose, _ = _list_images(root, extensions, recursive=False, key=key)
         hint = f" It holds {len(loose)} image file(s) directly:" if loose else ""
+        unlabelled = (" If these test images have no labels, set DATA.TEST.LOAD_GT False to predict their classes."
+                      if key == "DATA.TEST.PATH" else "")
         raise DataError(
             f"{key} ('{root}') has no class sub-folders.{hint} Put the images of each class in a sub-folder "
-            f"named after the class, e.g. {root}/class_a/img1.png, {root}/class_b/img2.png."
+            f"named after the class, e.g. {root}/class_a/img1.png, {root}/class_b/img2.png.{unlabelled}"
         )
     if class_names is None:
         class_names = [f.name for f in folders]
@@ -130,13 +175,11 @@ def discover_labelled(
             )
     paths, labels, skipped = [], [], []
     for folder in folders:
-        images, others = _list_images(folder, extensions, recursive=True)
+        images, others = _list_images(folder, extensions, recursive=True, key=key)
         skipped += others
         if not images:
-            raise DataError(
-                f"The class folder '{folder}' ({key}) holds no image files ({', '.join(extensions)}). "
-                "Add images to it or remove it."
-            )
+            raise DataError(f"The class folder '{folder}' ({key}) holds no image files ({', '.join(extensions)})."
+                            f"{wrong_ndim_hint(others, ndim)} Add images to it or remove it.")
         paths += images
         labels += [class_names.index(folder.name)] * len(images)
     _warn_skipped(skipped, root, extensions)
@@ -147,11 +190,24 @@ def discover_unlabelled(root_path: str | Path, key: str, ndim: str) -> SampleLis
     """Every image under a folder, flat or in sub-folders, in natural order; labels are -1."""
     root = _check_dir(root_path, key)
     extensions = image_extensions(ndim)
-    images, others = _list_images(root, extensions, recursive=True)
+    images, others = _list_images(root, extensions, recursive=True, key=key)
     _warn_skipped(others, root, extensions)
     if not images:
-        raise DataError(f"{key} ('{root}') holds no image files ({', '.join(extensions)}).")
+        raise DataError(f"{key} ('{root}') holds no image files ({', '.join(extensions)})."
+                        f"{wrong_ndim_hint(others, ndim)}")
     return SampleList(images, np.full(len(images), -1, dtype=np.int64), root)
+
+
+def wrong_ndim_hint(others: list[tuple[Path, str]], ndim: str) -> str:
+    """When a folder holds only images of the other dimensionality (PNGs in a 3D run), say so."""
+    other_ndim = "2D" if ndim == "3D" else "3D"
+    found = [p for p, _ in others if has_image_extension(p, image_extensions(other_ndim))]
+    if not found:
+        return ""
+    kinds = sorted({p.name.lower().rsplit(".", 1)[-1].upper() for p in found})
+    return (f" It holds {len(found)} {'/'.join(kinds)} file(s) (e.g. '{found[0].name}'), a {other_ndim} format, "
+            f"but PROBLEM.NDIM is {ndim}: if these are {other_ndim} images, set PROBLEM.NDIM {other_ndim} (and a "
+            f"{4 if other_ndim == '3D' else 3}-value DATA.PATCH_SIZE).")
 
 
 def stratified_split(

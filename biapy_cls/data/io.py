@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from biapy_cls.errors import DataError
+
+log = logging.getLogger("biapy_cls")
 
 # Divisor that maps a dtype's full range to [0, 1] ("div" normalization); floats are taken as they are.
 INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(bool): 1.0}
@@ -172,18 +175,68 @@ def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) ->
         return arr[..., :3]  # RGBA PNGs: the alpha channel carries no image content
     if have == 2 and channels == 1:  # grey + alpha
         return arr[..., :1]
-    hint = " or set DATA.FORCE_RGB True to turn grey images into RGB" if have == 1 and channels == 3 else ""
-    raise DataError(
+    if have == 2 and channels == 3 and force_rgb:  # grey + alpha -> RGB, as FORCE_RGB does for grey
+        return np.repeat(arr[..., :1], 3, axis=-1)
+    hint = (" or set DATA.FORCE_RGB True to turn grey (and grey+alpha) images into RGB"
+            if have in (1, 2) and channels == 3 else "")
+    raise ChannelMismatch(
         f"'{path}' has {have} channel(s) but DATA.PATCH_SIZE asks for {channels}. Set the last value of "
-        f"DATA.PATCH_SIZE to {have}{hint}."
+        f"DATA.PATCH_SIZE to {have}{hint}.", path, have, channels
     )
 
 
-def read_image(path: Path, ndim: str, channels: int, force_rgb: bool, array: np.ndarray | None = None) -> np.ndarray:
-    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, dtype as stored.
-    `array`: the image already in memory (the Python API's predict); `path` then only names it in errors."""
-    arr = read_file(path) if array is None else check_array(array, path)
+class ChannelMismatch(DataError):
+    """An image whose channel count DATA.PATCH_SIZE (or the checkpoint) does not accept."""
+
+    # Defaults: a DataLoader worker re-raises the error in the main process with its message alone.
+    def __init__(self, message: str, path: Path | None = None, have: int = 0, channels: int = 0):
+        super().__init__(message)
+        self.path, self.have, self.channels = path, have, channels
+
+
+# Files whose non-finite pixels were already reported by this process (lazy loading reads a file every epoch).
+_NON_FINITE_REPORTED: set[str] = set()
+
+
+def standard_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
+    """The pixels in a dtype whose value range the rest of the tool knows, values unchanged.
+
+    Integers other than uint8/uint16 (int8..int64, uint32, uint64) are stored as uint8 when their values
+    fit 0..255 and uint16 when they fit 0..65535, as BiaPy's `div` divides by 255 or 65535 by the maximum:
+    dividing them by their dtype's own maximum (2**63 for int64) left values near 1e-17 that trained to chance.
+    Wider or negative integers become float32 as they are, like float images. Non-finite float pixels
+    (NaN, +-inf) are replaced by the image's finite minimum (NaN, -inf) or maximum (+inf), with a warning
+    naming the file: one NaN pixel otherwise makes every loss and metric NaN.
+    """
     if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        low, high = int(arr.min()), int(arr.max())
+        if low >= 0 and high <= 255:
+            return arr.astype(np.uint8)
+        if low >= 0 and high <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            if not finite.any():
+                raise DataError(f"The image '{path}' holds no finite pixel value (all NaN or infinite): remove it.")
+            low, high = arr[finite].min(), arr[finite].max()
+            bad = int(arr.size - finite.sum())
+            if str(path) not in _NON_FINITE_REPORTED:
+                _NON_FINITE_REPORTED.add(str(path))
+                log.warning(f"'{path}' has {bad} NaN or infinite pixel value(s) of {arr.size}; they are replaced by "
+                            f"the image's finite minimum ({low:g}; +inf by the maximum, {high:g}). Fix the file to "
+                            "silence this warning.")
+            arr = np.nan_to_num(arr, nan=low, posinf=high, neginf=low)
+    return arr
+
+
+def read_image(path: Path, ndim: str, channels: int, force_rgb: bool, array: np.ndarray | None = None) -> np.ndarray:
+    """One file as (y, x, c) or (z, y, x, c) with exactly `channels` channels, in a standard dtype
+    (see `standard_dtype`). `array`: the image already in memory (the Python API's predict); `path` then
+    only names it in errors."""
+    arr = standard_dtype(read_file(path) if array is None else check_array(array, path), path)
     arr = to_channels_last(arr, ndim, channels, path)
     return fit_channels(arr, channels, force_rgb, path)

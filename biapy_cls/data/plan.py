@@ -7,6 +7,7 @@ before anything is written or decoded.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,8 +22,9 @@ from biapy_cls.data.discover import (
     stratified_split,
 )
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
-from biapy_cls.data.io import read_file, read_image, require_readers, to_channels_last
+from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
 from biapy_cls.data.preprocess import Preprocessing
+from biapy_cls.data.survey import check_channels, check_memory, inferred_patch, survey
 from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
@@ -80,15 +82,21 @@ def infer_spec(cfg: CN, samples: SampleList) -> ImageSpec:
     """ImageSpec from DATA.PATCH_SIZE, or from the first training image when PATCH_SIZE is ()."""
     ndim = cfg.PROBLEM.NDIM
     patch = tuple(cfg.DATA.PATCH_SIZE)
+    where = f"DATA.TRAIN.PATH ('{samples.root}')"
+    shapes = survey(samples.paths, ndim, patch[-1] if patch else (3 if cfg.DATA.FORCE_RGB else 1))
     if not patch:
         first = samples.paths[0]
-        arr = read_file(first)
-        channels = to_channels_last(arr, ndim, 3 if cfg.DATA.FORCE_RGB else 1, first).shape[-1]
-        if cfg.DATA.FORCE_RGB and channels == 1:
+        channels = Counter(s[-1] for s in shapes.values()).most_common(1)[0][0]
+        if cfg.DATA.FORCE_RGB and channels in (1, 2, 4):
             channels = 3
-        arr = read_image(first, ndim, channels, cfg.DATA.FORCE_RGB)
-        patch = (*arr.shape[:-1], arr.shape[-1])
-        log.info(f"DATA.PATCH_SIZE not set: using the size of the first training image, {patch} ('{first.name}').")
+        elif channels in (2, 4):  # grey+alpha / RGBA: the alpha channel carries no image content
+            channels -= 1
+        check_channels(shapes, channels, cfg.DATA.FORCE_RGB, where)
+        patch = (*inferred_patch(shapes, where), channels)
+        log.info(f"DATA.PATCH_SIZE not set: using the most common size of {len(shapes)} training images, {patch} "
+                 f"(e.g. '{first.name}').")
+    else:
+        check_channels(shapes, patch[-1], cfg.DATA.FORCE_RGB, where)
     return ImageSpec.from_patch_size(ndim, patch, cfg.DATA.FORCE_RGB, cfg.DATA.REFLECT_TO_COMPLETE_SHAPE)
 
 
@@ -131,6 +139,9 @@ def plan_training_data(cfg: CN) -> DataPlan:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
     plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
+    if cfg.DATA.TRAIN.IN_MEMORY:
+        n = len(plan.train) + (len(plan.val) if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN else 0)
+        check_memory(n, plan.spec.shape, "DATA.TRAIN.PATH", "DATA.TRAIN.IN_MEMORY")
     return plan
 
 
@@ -162,7 +173,21 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
     else:
         plan.test = discover_unlabelled(cfg.DATA.TEST.PATH, "DATA.TEST.PATH", cfg.PROBLEM.NDIM)
     require_readers(plan.test.paths, f"DATA.TEST.PATH ('{plan.test.root}')")
-    check_first_image(plan.test, plan.spec)
+    try:
+        check_first_image(plan.test, plan.spec)
+    except ChannelMismatch as err:
+        if cfg.TRAIN.ENABLE:
+            raise
+        # A test-only run: the checkpoint fixes the channels and DATA.PATCH_SIZE is not used.
+        names = {1: "grey", 3: "RGB"}
+        want = f"{err.channels} channel(s)" + (f" ({names[err.channels]})" if err.channels in names else "")
+        how = {1: "convert them to grey (e.g. Pillow: Image.open(f).convert('L').save(f))",
+               3: "convert them to RGB, or set DATA.FORCE_RGB True if they are grey"}.get(err.channels, "convert them")
+        raise DataError(
+            f"The checkpoint was trained on images with {want}, but the test image '{err.path}' has {err.have}. "
+            f"DATA.PATCH_SIZE is not used in a test-only run (the checkpoint fixes size and channels): {how}, or "
+            "test with a checkpoint trained on such images."
+        ) from None
     if not cfg.DATA.TEST.USE_VAL_AS_TEST:  # validation images were filtered as such
         plan.test = plan.filter(cfg, "TEST", plan.test)
     return plan

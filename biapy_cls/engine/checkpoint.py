@@ -8,6 +8,7 @@ plain Python values, so it loads with `torch.load(weights_only=True)`: no code r
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -34,10 +35,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
     try:
         os.chmod(tmp, normal_file_mode())  # readable like any other result file, not mkstemp's 0600
         full = {"format": FORMAT, "version": __version__, **state}
-        if path.suffix == safetensors_io.SUFFIX:  # MODEL.OUT_CHECKPOINT_FORMAT, carried by RunPaths' file names
-            safetensors_io.save(full, tmp)
-        else:
-            torch.save(full, tmp)
+        try:
+            if path.suffix == safetensors_io.SUFFIX:  # MODEL.OUT_CHECKPOINT_FORMAT, carried by RunPaths' file names
+                safetensors_io.save(full, tmp)
+            else:
+                torch.save(full, tmp)
+        except RuntimeError as err:  # torch reports a failed write (a full disk) as RuntimeError: say what it is
+            if "write" not in str(err).lower():
+                raise
+            disk_full = shutil.disk_usage(path.parent).free < 64 * 2**20
+            raise OSError(errno.ENOSPC if disk_full else errno.EIO, "the disk is full" if disk_full else str(err),
+                          str(path)) from err
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +73,16 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"The {what} '{path}' does not exist. Check PATHS.CHECKPOINT_FILE or the run name.")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pth"))[:5]
+        hint = f" It holds {', '.join(inside)}: give the path of one of them." if inside else ""
+        raise CheckpointError(f"The {what} '{path}' is a folder, not a checkpoint file (.pth).{hint}")
+    kind = None if safetensors_io.is_safetensors(path) else _file_kind(path)  # safetensors starts with JSON text
+    if kind:
+        raise CheckpointError(
+            f"The {what} '{path}' is {kind}, not a PyTorch checkpoint. Give the .pth file written in a biapy-cls "
+            "run's checkpoints/ folder."
+        )
     try:
         if safetensors_io.is_safetensors(path):
             state = safetensors_io.load(path)
@@ -81,6 +99,26 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
             "that a biapy-cls checkpoint holds). Use a checkpoint from a biapy-cls run's checkpoints/ folder."
         )
     return state
+
+
+def _file_kind(path: Path) -> str | None:
+    """What a file that is clearly no PyTorch file is ('a text file ...'), or None. PyTorch files are zip
+    archives (PK) or, from old versions, pickles (0x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if not head:
+        return "an empty file (0 bytes; perhaps a copy that was cut off)"
+    if head.startswith((b"PK", b"\x80")):
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # binary of some other kind: torch's own message follows
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"a text file (it starts with '{first}')"
 
 
 def rng_state() -> dict:

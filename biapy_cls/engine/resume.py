@@ -5,6 +5,8 @@ Checked on the last checkpoint before anything is written, so a refused --resume
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import yaml
 from yacs.config import CfgNode as CN
 
@@ -16,9 +18,12 @@ from biapy_cls.outputs import RunPaths, read_run_info
 WHOLE_RUN_SCHEDULES = ("warmupcosine", "onecycle")
 
 
-def check_resume(cfg: CN, paths: RunPaths, command: str) -> str:
-    """Raise RunStateError if the run cannot continue; else say what resuming will do."""
+def check_resume(cfg: CN, paths: RunPaths, command: str, same_task: Callable[[dict], None] | None = None) -> str:
+    """Raise RunStateError if the run cannot continue; else say what resuming will do. `same_task` checks
+    that the checkpoint's classes and model are this run's (engine.checkpoint_match)."""
     checkpoint = load_checkpoint(paths.last_checkpoint, "checkpoint to resume from")
+    if same_task is not None:
+        same_task(checkpoint)
     state = checkpoint["training"]
     done, wanted = state["epoch"] + 1, cfg.TRAIN.EPOCHS
     finished = read_run_info(paths).get("status") == "finished"

@@ -49,7 +49,10 @@ class EarlyStopping:
     def update(self, value: float, epoch: int) -> bool:
         """Record this epoch's value; True when it is the best so far."""
         lower_is_better = MONITORS[self.monitor] == "min"
-        improved = self.best is None or (value < self.best if lower_is_better else value > self.best)
+        # A NaN or infinite value (e.g. a diverged validation loss) never wins: every comparison with NaN is
+        # False, so a NaN first epoch would otherwise stay "best" for the whole run.
+        finite = value is not None and math.isfinite(value)
+        improved = finite and (self.best is None or (value < self.best if lower_is_better else value > self.best))
         if improved:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
         else:

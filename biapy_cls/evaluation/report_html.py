@@ -349,7 +349,8 @@ def read_history(path: Path) -> list[dict]:
 
 def render_report(paths: RunPaths, cfg: CN, class_names: list[str], outcome: TestOutcome | None = None) -> str:
     info = read_run_info(paths)
-    history = read_history(paths.training_log) if cfg.TRAIN.ENABLE else []
+    # A test-only run into a trained job keeps the training run's curves in the report.
+    history = read_history(paths.training_log)
     monitor = str(cfg.TRAIN.get("CHECKPOINT_MONITOR", "val_loss"))
     parts = [config_section(cfg, paths, info), cross_validation_section(paths.results_dir),
              training_section(history, monitor)]

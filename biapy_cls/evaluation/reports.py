@@ -7,7 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
+from biapy_cls.logs import printable
 from biapy_cls.outputs import atomic_write_text
+
+# OWASP's list of first characters that make a spreadsheet read a cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A file or class name made safe for spreadsheets: one apostrophe is put before a name that starts
+    with a formula character (and before a name starting with an apostrophe followed by one of those or
+    another apostrophe), so it is shown as text. The true name is recovered by removing one leading
+    apostrophe when it is followed by = + - @ ' tab or carriage return (docs/outputs.md)."""
+    if value.startswith(FORMULA_START) or (value.startswith("'") and value[1:2] in (*FORMULA_START, "'")):
+        return "'" + value
+    return value
 
 
 def safe_column(name: str) -> str:
@@ -27,10 +41,11 @@ def predictions_table(filenames: list[str], probs: np.ndarray, class_names: list
     import pandas as pd
 
     pred = probs.argmax(axis=1)
-    table = {"filename": filenames, "class": pred, "class_name": [class_names[k] for k in pred]}
+    names = [csv_text(n) for n in class_names]
+    table = {"filename": [csv_text(f) for f in filenames], "class": pred, "class_name": [names[k] for k in pred]}
     if true_labels is not None:
         table["true_class"] = true_labels
-        table["true_class_name"] = [class_names[k] for k in true_labels]
+        table["true_class_name"] = [names[k] for k in true_labels]
     columns = [safe_column(n) for n in class_names]
     if len(set(columns)) < len(columns):  # names that differ only in characters replaced above
         columns = [f"prob_{k}_{c[5:]}" for k, c in enumerate(columns)]
@@ -56,7 +71,7 @@ def write_test_metrics(results_dir: Path, metrics: dict) -> None:
     names = metrics["confusion_matrix"]["rows_true_cols_predicted"]
     for true_name, row in zip(names, metrics["confusion_matrix"]["matrix"]):
         rows += [("confusion", f"true={true_name} predicted={pred_name}", v) for pred_name, v in zip(names, row)]
-    frame = pd.DataFrame(rows, columns=["metric", "scope", "value"])
+    frame = pd.DataFrame([(m, csv_text(str(scope)), v) for m, scope, v in rows], columns=["metric", "scope", "value"])
     atomic_write_text(results_dir / "test_metrics.csv", frame.to_csv(index=False))
 
 
@@ -77,6 +92,8 @@ def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
+    # Class and run names are text, never TeX: '$^^$' in a name made mathtext fail and the chart crash.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -121,7 +138,7 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
                 ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3,
                         label=key.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_title(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}")
+        ax.set_title(printable(f"{TITLES.get(stem, stem.replace('_', ' '))} - {run_name}"), parse_math=False)
         if stem == "lr":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -132,6 +149,7 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
 def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
     """The confusion matrix as a picture: counts, coloured by the fraction of each true class."""
     plt = _figure()
+    class_names, title = [printable(n) for n in class_names], printable(title)  # fonts cannot draw lone surrogates
     cm = np.asarray(matrix, dtype=np.float64)
     frac = np.divide(cm, cm.sum(axis=1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(axis=1, keepdims=True) > 0)
     n = len(class_names)

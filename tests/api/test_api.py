@@ -300,7 +300,7 @@ def test_export_model_to_bmz_passes_biapys_bmz_cfg_to_the_exporter(api_job, tmp_
         pytest.skip("this version has no BioImage Model Zoo exporter (MODEL.BMZ.EXPORT)")
     seen = {}
 
-    def export_run(cfg, paths, plan, model, spec, normalizer):
+    def export_run(cfg, paths, plan, model, spec, model_cfg, normalizer):
         seen.update(cfg=cfg, classes=plan.class_names, spec=spec)
         out = paths.job_dir / "bmz" / f"{cfg.MODEL.BMZ.EXPORT.MODEL_NAME}.zip"
         out.parent.mkdir(parents=True)
@@ -309,9 +309,9 @@ def test_export_model_to_bmz_passes_biapys_bmz_cfg_to_the_exporter(api_job, tmp_
 
     monkeypatch.setitem(sys.modules, "biapy_cls.export.bmz", types.SimpleNamespace(export_run=export_run))
     model = BiaPy.load_workflow_from_model(api_job["history"].best_checkpoint, result_dir=str(tmp_path), name="x")
-    path = model.export_model_to_bmz(tmp_path / "package", {"model_name": "digits", "description": "Digits",
-                                                            "authors": [{"name": "Ana"}], "license": "MIT",
-                                                            "tags": ["digits"], "data": {"name": "digits"}})
+    bmz_cfg = {"model_name": "digits", "description": "Digits", "authors": [{"name": "Ana", "github_user": "ana"}],
+               "license": "MIT", "tags": ["digits"], "data": {"name": "digits"}}
+    path = model.export_model_to_bmz(tmp_path / "package", bmz_cfg)
     assert path == tmp_path / "package" / "digits.zip" and path.read_bytes() == b"zip"
     export = seen["cfg"].MODEL.BMZ.EXPORT
     assert (export.MODEL_NAME, export.LICENSE, list(export.TAGS)) == ("digits", "MIT", ["digits"])

@@ -1,0 +1,102 @@
+"""A look at a sample of the training images before anything is decided from one of them.
+
+DATA.PATCH_SIZE () used to take the size of the first image alone: a 1x1 first image trained the whole
+run at 1x1. Here up to SAMPLE images, spread over the list, are read; the most common size is used,
+differing sizes are reported, and absurd sizes refused. Channel counts that differ (grey, RGB, RGBA,
+grey+alpha in one folder) are reported in one message with the setting that accepts them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from biapy_cls.data.io import read_file, standard_dtype, to_channels_last
+from biapy_cls.errors import DataError
+
+log = logging.getLogger("biapy_cls")
+
+SAMPLE = 32
+MIN_SIDE = 4  # below this no architecture here can learn anything (and 1x1 is surely a mistake)
+CHANNEL_NAMES = {1: "grey", 2: "grey+alpha", 3: "RGB", 4: "RGBA"}
+
+
+def sample_paths(paths: list[Path], n: int = SAMPLE) -> list[Path]:
+    idx = np.unique(np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int))
+    return [paths[i] for i in idx]
+
+
+def survey(paths: list[Path], ndim: str, channels_hint: int) -> dict[Path, tuple[int, ...]]:
+    """File -> its (spatial..., channels) shape, for a spread sample of `paths`."""
+    shapes = {}
+    for path in sample_paths(paths):
+        arr = to_channels_last(standard_dtype(read_file(path), path), ndim, channels_hint, path)
+        shapes[path] = arr.shape
+    return shapes
+
+
+def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb: bool, where: str) -> None:
+    """One message for a folder that mixes channel counts that DATA.PATCH_SIZE's count does not all accept."""
+    counts = Counter(shape[-1] for shape in shapes.values())
+    accepted = {channels} | ({1, 2, 4} if channels == 3 and force_rgb else set()) | ({4} if channels == 3 else set()) \
+        | ({2} if channels == 1 else set())
+    if len(counts) < 2 or set(counts) <= accepted:
+        return
+    mix = ", ".join(f"{n} {CHANNEL_NAMES.get(c, f'{c}-channel')}" for c, n in sorted(counts.items()))
+    example = {c: next(p.name for p, s in shapes.items() if s[-1] == c) for c in counts}
+    examples = ", ".join(f"'{name}' ({CHANNEL_NAMES.get(c, c)})" for c, name in sorted(example.items()))
+    if max(counts) <= 4:
+        fix = ("set DATA.FORCE_RGB True and the last value of DATA.PATCH_SIZE to 3: grey and grey+alpha images are "
+               "then made RGB and the alpha channel of RGBA images is dropped")
+    else:
+        fix = "convert the images to one channel count"
+    raise DataError(
+        f"{where} mixes images with different channel counts (in a sample of {len(shapes)}: {mix}; e.g. {examples}). "
+        f"To use them all, {fix}."
+    )
+
+
+def inferred_patch(shapes: dict[Path, tuple[int, ...]], where: str) -> tuple[int, ...]:
+    """The most common shape of the sample, refusing absurd sizes and reporting differing ones."""
+    spatial = Counter(shape[:-1] for shape in shapes.values())
+    size, n = spatial.most_common(1)[0]
+    first = next(iter(shapes))
+    if min(size) < MIN_SIDE:
+        raise DataError(
+            f"DATA.PATCH_SIZE is not set, and the images of {where} are {size} pixels (e.g. '{first.name}'): too "
+            f"small to classify (under {MIN_SIDE} pixels on a side). Set DATA.PATCH_SIZE to the size to train at, "
+            "e.g. DATA.PATCH_SIZE (64, 64, 1), or check the images."
+        )
+    if len(spatial) > 1:
+        others = ", ".join(f"{s} x{k}" for s, k in spatial.most_common()[1:6])
+        log.warning(f"The training images differ in size (in a sample of {len(shapes)}: {size} x{n}, {others}); "
+                    f"every image is resized to the most common size, {size}. Set DATA.PATCH_SIZE to choose it.")
+    return size
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for this process (Linux and macOS), or None when unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_images: int, shape: tuple[int, ...], key: str, in_memory_key: str,
+                 available: int | None = None) -> None:
+    """Refuse IN_MEMORY loading that cannot fit, before anything is decoded: every image is stored at the
+    patch size, at least one byte per value (uint8)."""
+    need = n_images * math.prod(shape)
+    free = available_memory() if available is None else available
+    if free is None or need <= 0.8 * free:
+        return
+    raise DataError(
+        f"{in_memory_key} is True, but {n_images} images of {key} at DATA.PATCH_SIZE {(*shape[1:], shape[0])} need at "
+        f"least {need / 1e9:.1f} GB of memory (one byte per value), and {free / 1e9:.1f} GB are free. Use a smaller "
+        f"DATA.PATCH_SIZE, or set {in_memory_key} False to read the images from disk as needed."
+    )
