@@ -6,7 +6,8 @@ CLI does, trains simple_cnn for one epoch with `train_one_epoch`, and prints its
 (VmHWM of /proc/self/status; ru_maxrss where there is no /proc), the peak before the dataset was built,
 the epoch's seconds and, in memory, the storage array's bytes. Lazy runs use 0 workers so that all the
 memory is in the measured process.
-Start-up: wall time of `biapy --help` and of a test-only run from a checkpoint (TRAIN.ENABLE False).
+Start-up: wall time of `biapy --help` and of a test-only run from a checkpoint (TRAIN.ENABLE False),
+alternating with `python -c "import torch"` (medians).
 """
 
 from __future__ import annotations
@@ -121,11 +122,19 @@ def scaling(data_root: Path, copies: tuple[int, ...], limit: int, threads: int, 
     return rows
 
 
-def _wall(cmd: list[str], env: dict) -> float:
-    start = time.perf_counter()
+CPU_SECONDS: dict[str, list[float]] = {}  # command label -> CPU seconds of each run (children's rusage)
+
+
+def _wall(cmd: list[str], env: dict, label: str = "") -> float:
+    """Wall seconds of one run of `cmd`; its CPU seconds go to CPU_SECONDS[label]."""
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if label:
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        CPU_SECONDS.setdefault(label, []).append(cpu)
     return time.perf_counter() - start
 
 
@@ -153,13 +162,16 @@ def startup(data: Path, work: Path, repeats: int, script: bool = True) -> dict:
                                    str(checkpoint), "SYSTEM.NUM_CPUS", "1"]
     # The installed console script (through any pyenv shim) imports this tree too, PYTHONPATH comes first.
     script = shutil.which("biapy") if script else None
-    times: dict[str, list[float]] = {"help": [], "script_help": [], "test_only": []}
+    times: dict[str, list[float]] = {"help": [], "script_help": [], "test_only": [], "import_torch": []}
     for i in range(repeats):
         times["help"].append(_wall(module + ["--help"], env))
         if script:
             times["script_help"].append(_wall([script, "--help"], env))
-    times["test_only"].append(_wall(module + common + ["--run_id", "2"] + test_only, env))
+        # The test-only run side by side with the floor it cannot beat: a Python that imports torch.
+        times["import_torch"].append(_wall([sys.executable, "-c", "import torch"], env, "import_torch"))
+        times["test_only"].append(_wall(module + common + ["--run_id", str(2 + i)] + test_only, env, "test_only"))
     return {**{k: statistics.median(v) if v else None for k, v in times.items()},
+            **{f"{k}_cpu": statistics.median(CPU_SECONDS[k]) for k in ("import_torch", "test_only")},
             "test_images": sum(1 for _ in (data / "test").rglob("*.png"))}
 
 

@@ -121,9 +121,8 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # images, labels, sampl
 
 
 def _as_tensor(images: np.ndarray) -> torch.Tensor:
-    # uint16 has few operations in torch; int32 holds it exactly and converts to float at once.
-    if images.dtype == np.uint16:
-        images = images.astype(np.int32)
+    # uint8 and uint16 stay as they are: a batch is copied to the device in its stored dtype (2-4x fewer
+    # bytes than float32) and converted there (`to_unit`); torch.uint16 supports the copy and `.float()`.
     return torch.from_numpy(np.ascontiguousarray(images))
 
 
@@ -174,7 +173,8 @@ class InMemoryDataset(Dataset):
 
 
 class LazyDataset(Dataset):
-    """Images read from disk when asked for, as float32 on the scale of the first image's dtype."""
+    """Images read from disk when asked for, on the scale of the first image's dtype: uint8/uint16 images of
+    that dtype as they are (converted to float on the device, as in memory), any other as float32."""
 
     def __init__(self, samples: SampleList, spec: ImageSpec, preprocess=None):
         self.samples, self.spec, self.preprocess = samples, spec, preprocess
@@ -189,9 +189,11 @@ class LazyDataset(Dataset):
     def __getitem__(self, index: int):
         arr = load_sample(self.samples.paths[index], self.spec, self.preprocess)
         own = dtype_range(arr.dtype)
-        values = (
-            arr.astype(np.float32) if own == self.value_range else (arr.astype(np.float32) * (self.value_range / own))
-        )
+        if own == self.value_range and arr.dtype in (np.uint8, np.uint16):
+            return torch.from_numpy(np.ascontiguousarray(arr)), self.labels[index], index
+        values = arr.astype(np.float32)
+        if own != self.value_range:
+            values *= self.value_range / own
         return torch.from_numpy(values), self.labels[index], index
 
 
@@ -230,6 +232,8 @@ def collate(items) -> Batch:
     if isinstance(items, tuple):  # already a batch, from InMemoryDataset.__getitems__
         return items
     images, labels, indices = zip(*items)
+    if len({x.dtype for x in images}) > 1:  # a lazy batch mixing stored dtypes: every image is on one scale
+        images = [x.float() for x in images]
     return torch.stack(images), torch.stack(labels), torch.as_tensor(indices)
 
 

@@ -3,9 +3,11 @@
 Test-time augmentation (TEST.AUGMENTATION) predicts every image in several views at once: in 2D the 8
 flips and 90-degree rotations of the y-x plane (4 views when y and x differ in size: rotating by 90
 degrees would change the shape); in 3D the 8 combinations of flipping z, y and x, each also rotated by
-90 degrees in the y-x plane when it is square (16 views). All views of a batch go through the model in
-one forward pass (split into chunks only when very large), and their softmax probabilities are
-combined by TEST.AUGMENTATION_MODE: mean, max or min (max and min are rescaled to sum to 1).
+90 degrees in the y-x plane when it is square (16 views). Each view of a batch goes through the model as
+one forward pass of the batch's size, so that TTA costs views x plain inference: stacking all views into
+one pass 8x larger cost 10.7x on the CPU (activations outgrow the caches; bench/, docs/benchmarks.md).
+Their softmax probabilities are combined by TEST.AUGMENTATION_MODE: mean, max or min (max and min are
+rescaled to sum to 1).
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from biapy_cls.engine.runtime import Runtime, gather_rows
-
-# Largest number of input values one forward pass of TTA views may hold (chunks above that).
-MAX_TTA_VALUES = 1 << 25
 
 View = tuple[int, tuple[int, ...]]  # (quarter turns in the y-x plane, axes flipped before turning)
 
@@ -59,10 +58,7 @@ def predict_batch(model: nn.Module, x: torch.Tensor, tta: bool = False, mode: st
     if not tta:
         return torch.softmax(model(x).float(), dim=1)
     views = tta_views(tuple(x.shape))
-    stacked = torch.cat([apply_view(x, v) for v in views])  # (views * N, C, *spatial)
-    chunk = max(x.shape[0], MAX_TTA_VALUES // max(x[0].numel(), 1))
-    logits = torch.cat([model(part) for part in stacked.split(chunk)])
-    probs = torch.softmax(logits.float(), dim=1).view(len(views), x.shape[0], -1)
+    probs = torch.stack([torch.softmax(model(apply_view(x, v)).float(), dim=1) for v in views])
     return combine(probs, mode)
 
 

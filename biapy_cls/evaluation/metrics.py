@@ -1,8 +1,9 @@
 """Classification metrics.
 
-During training, metrics come from a confusion matrix, which sums exactly across processes. The
-final test report uses scikit-learn (`classification_metrics`, `format_report`, `summary_line`). Every
-function accepts classes absent from the data.
+Metrics come from a confusion matrix, which sums exactly across processes; ROC AUC from ranks. numpy
+only: importing scikit-learn.metrics (it pulls in scipy.stats) cost a test-only run ~1.6 s of CPU, as
+much as importing torch (bench/, docs/benchmarks.md); tests compare every value with scikit-learn's.
+Every function accepts classes absent from the data.
 """
 
 from __future__ import annotations
@@ -38,42 +39,63 @@ def summarize_confusion(cm: torch.Tensor | np.ndarray) -> dict[str, float]:
     }
 
 
-def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict:
-    """One-vs-rest ROC AUC per class (classes with both positives and negatives) and their mean."""
-    from sklearn.metrics import roc_auc_score
+def tied_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their average rank (scipy.stats.rankdata's 'average')."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.r_[first, len(values)])
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = (first + 1 + (counts - 1) / 2)[group]
+    return ranks
 
+
+def _roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict:
+    """One-vs-rest ROC AUC per class (classes with both positives and negatives): the Mann-Whitney
+    statistic, equal to the area under the ROC curve with ties counted half."""
     per_class = {}
     for k in range(n_classes):
         positives = y_true == k
-        if positives.any() and (~positives).any():
-            per_class[k] = float(roc_auc_score(positives, probs[:, k]))
+        n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+        if n_pos and n_neg:
+            ranks = tied_ranks(probs[:, k])
+            per_class[k] = float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     return per_class
+
+
+def _precision_recall_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall, F1 and support of a confusion matrix (0 where undefined)."""
+    cm = cm.astype(np.float64)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f1, support
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
     """Everything test_metrics.json holds: overall scores, per-class report, confusion matrix."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
-
     from biapy_cls.evaluation.curves import average_precision
 
     n_classes = len(class_names)
-    labels = list(range(n_classes))
     y_pred = probs.argmax(axis=1)
-    present = sorted(set(y_true.tolist()))
+    cm = confusion_matrix(torch.as_tensor(y_pred), torch.as_tensor(y_true), n_classes).numpy()
+    p, r, f, s = _precision_recall_f1(cm)
+    present = s > 0
     metrics: dict = {
         "n_images": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "accuracy": float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0,
+        "balanced_accuracy": float(r[present].mean()) if present.any() else 0.0,
     }
     # Averages over the classes that occur in the test set: a class absent from it has no recall.
+    weights = {"macro": None, "weighted": s[present]}
     for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=average, zero_division=0)
-        metrics[f"precision_{average}"], metrics[f"recall_{average}"], metrics[f"f1_{average}"] = (
-            float(p),
-            float(r),
-            float(f),
-        )
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        for name, values in (("precision", p), ("recall", r), ("f1", f)):
+            mean = np.average(values[present], weights=weights[average]) if present.any() else 0.0
+            metrics[f"{name}_{average}"] = float(mean)
     auc = _roc_auc(y_true, probs, n_classes)
     metrics["roc_auc_macro"] = float(np.mean(list(auc.values()))) if auc else None
     ap = average_precision(y_true, probs, n_classes)
@@ -83,7 +105,6 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
                "roc_auc": auc.get(k), "average_precision": ap.get(k)}
         for k, name in enumerate(class_names)
     }
-    cm = confusion_matrix(torch.as_tensor(y_pred), torch.as_tensor(y_true), n_classes).numpy()
     metrics["confusion_matrix"] = {"rows_true_cols_predicted": class_names, "matrix": cm.tolist()}
     return metrics
 

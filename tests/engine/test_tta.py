@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from biapy_cls.engine import inference
 from biapy_cls.engine.inference import predict, predict_batch
 from biapy_cls.engine.runtime import Runtime
 from conftest import digits_config, write_yaml
@@ -51,7 +50,7 @@ def test_tta_equals_the_mean_of_the_model_over_the_transformed_inputs(shape, exp
         assert not torch.allclose(predict_batch(model, x, tta=False), expected, atol=1e-4)
 
 
-def test_max_and_min_modes_and_chunking(monkeypatch):
+def test_max_and_min_modes_and_one_forward_pass_per_view():
     x = torch.rand(3, 2, 10, 10)
     model = model_for(2)
     with torch.no_grad():
@@ -61,9 +60,12 @@ def test_max_and_min_modes_and_chunking(monkeypatch):
         low = per_view.amin(0)
         assert torch.allclose(predict_batch(model, x, True, "max"), top / top.sum(1, keepdim=True), atol=1e-6)
         assert torch.allclose(predict_batch(model, x, True, "min"), low / low.sum(1, keepdim=True), atol=1e-6)
-        whole = predict_batch(model, x, True)
-        monkeypatch.setattr(inference, "MAX_TTA_VALUES", 200)  # one image per forward pass
-        assert torch.allclose(predict_batch(model, x, True), whole, atol=1e-6)
+        # TTA costs views x plain inference: every pass holds the batch's 3 images, never all 24 views at once.
+        sizes = []
+        hook = model.register_forward_hook(lambda module, args, out: sizes.append(args[0].shape[0]))
+        predict_batch(model, x, True)
+        hook.remove()
+        assert sizes == [3] * 8
 
 
 def test_non_square_images_use_flips_only():

@@ -27,7 +27,7 @@ def test_quick_benchmark_writes_every_section_and_keeps_hand_written_text(tmp_pa
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\nNotes written by hand.\n")
     for heading in ("## Targets", "## 1. Engine overhead", "## 2. Data pipeline", "## 3. Scaling", "## 4. Start-up",
-                    "## 5. Test-time augmentation cost"):
+                    "## 5. Test-time augmentation cost", "## 6. Realistic sizes"):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("|--")]
     assert any(r.startswith("| simple_cnn | 2D |") for r in rows)  # engine
@@ -36,6 +36,11 @@ def test_quick_benchmark_writes_every_section_and_keeps_hand_written_text(tmp_pa
     assert sum(r.startswith("| 1 | ") for r in rows) == 2  # scaling: in memory and lazy
     assert any("`python -m biapy_cls --help`" in r for r in rows) and any("test-only run" in r for r in rows)
     assert any(r.startswith("| True |") for r in rows) and any(r.startswith("| False |") for r in rows)  # TTA
+    assert any("`python -c \"import torch\"`" in r for r in rows)  # start-up floor, measured in the same run
+    for fmt in ("224x224 RGB JPEG", "256x256 uint16 TIFF", "64x128x128 uint16 TIFF"):  # realistic sizes
+        assert sum(r.startswith(f"| {fmt} |") for r in rows) >= 2  # pipeline and training-step rows
+    assert any(r.startswith("| 64x128x128 uint16 TIFF | 4 |") for r in rows)  # lazy memory at 4x the data
+    assert any(r.startswith("| TTA <= 1.1x") for r in rows)
     assert "torch" in text and "timm" in text and "cores" in text
 
 
