@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from biapy_cls.engine.checkpoint import load_checkpoint
+from biapy_cls.engine.ema import EmaHook, ModelEma
 from biapy_cls.engine.hooks import CheckpointFiles, CheckpointHook, EarlyStopping, EarlyStoppingHook, HookBase
 from biapy_cls.engine.losses import ClassificationLoss
 from biapy_cls.engine.runtime import Runtime
@@ -115,3 +116,42 @@ def test_checkpoints_hold_the_chosen_weights_and_hook_state_resumes(tmp_path):
     resumed.load_state_dict(saved["training"])
     assert resumed_counter.steps == 9 and resumed.state.start_epoch == 3
     assert len(resumed.state.history) == 3
+
+
+def test_ema_hook_checkpoints_the_better_weights_and_early_stopping_judges_them(tmp_path):
+    """An average that never moves (DECAY 1) holds the starting weights: worse than the trained ones at a
+    sane learning rate, better at one that wrecks the training. Either way the checkpoint, its 'weights'
+    name and early stopping follow the better one, and --resume goes on from the raw weights."""
+    for lr, winner in ((0.1, "raw"), (5.0, "ema")):
+        files = CheckpointFiles(tmp_path / f"{winner}-last.pth", tmp_path / f"{winner}-best.pth", lambda e: tmp_path)
+        setup = tiny_setup(epochs=3)
+        for group in setup.optimizer.param_groups:
+            group["lr"] = lr
+        start = copy.deepcopy(setup.model.state_dict())
+        ema = EmaHook(ModelEma(setup.model, decay=1.0, warmup=0))
+        stopper = EarlyStopping("val_loss")
+        trainer = Trainer(setup, [ema, EarlyStoppingHook(stopper), CheckpointHook(files, lambda: {})])
+        trainer.fit()
+        rows = trainer.state.history
+        assert all({"val-ema_loss", "val-ema_accuracy", "val-ema_f1"} <= set(row) for row in rows)
+        better = [(row["val-ema_loss"] < row["val_loss"]) == (winner == "ema") for row in rows]
+        assert all(better), rows
+        saved = load_checkpoint(files.last)
+        assert saved["weights"] == winner and saved["training"]["ema"]["updates"] == 9
+        trained = setup.model.state_dict()
+        if winner == "ema":  # the starting weights are saved; training resumes from the trained ones
+            assert torch.equal(saved["model_state"]["weight"], start["weight"])
+            assert torch.equal(saved["training"]["raw_model_state"]["weight"], trained["weight"])
+            assert stopper.best == min(row["val-ema_loss"] for row in rows)
+        else:
+            assert torch.equal(saved["model_state"]["weight"], trained["weight"])
+            assert "raw_model_state" not in saved["training"]
+            assert stopper.best == min(row["val_loss"] for row in rows)
+
+        resumed_setup = tiny_setup(epochs=3)
+        resumed_ema = EmaHook(ModelEma(resumed_setup.model, decay=1.0, warmup=0))
+        resumed = Trainer(resumed_setup, [resumed_ema, EarlyStoppingHook(EarlyStopping("val_loss"))])
+        resumed_setup.model.load_state_dict(saved["model_state"])  # as training.resume_from does
+        resumed.load_state_dict(saved["training"])
+        assert torch.equal(resumed_setup.model.weight, trained["weight"])
+        assert resumed_ema.ema.updates == 9 and torch.equal(resumed_ema.ema.module.weight, start["weight"])
