@@ -92,8 +92,9 @@ def test_one_epoch_run_writes_logs_charts_and_tensorboard(tmp_path, small_digits
     assert "Loss class weights" in log_text and "early stopping on val_f1" in log_text and "Epoch 1/1" in log_text
     # charts after one epoch, although LOG.CHART_CREATION_FREQ is 5: they are always drawn at the end
     charts = sorted(p.name for p in (run / "charts").iterdir())
-    assert charts == ["j_1_accuracy.png", "j_1_confusion_matrix.png", "j_1_f1.png", "j_1_loss.png", "j_1_lr.png",
-                      "j_1_top5_accuracy.png"]
+    # ... next to the test's charts (the confusion matrix, and evaluation/insights.py's calibration, ROC/PR, embedding)
+    assert charts == ["j_1_accuracy.png", "j_1_confusion_matrix.png", "j_1_embedding.png", "j_1_f1.png", "j_1_loss.png",
+                      "j_1_lr.png", "j_1_reliability.png", "j_1_roc_pr.png", "j_1_top5_accuracy.png"]
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     tags = events.Tags()["scalars"]
