@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 import torch  # noqa: E402
+from scaling import peak_rss_bytes  # noqa: E402  (bench/ is on the path: run as a script or from run.py)
 
 # name -> (ndim, spatial, channels, suffix, dtype, batch of the loader and of the training step)
 FORMATS = {
@@ -47,16 +48,6 @@ def cpu_seconds() -> float:
     """CPU seconds of this process and of its finished children (DataLoader workers once joined)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def peak_rss_bytes() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def timed(fn, n: int) -> dict:

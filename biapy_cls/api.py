@@ -325,13 +325,17 @@ class BiaPy:
                            paths.best_checkpoint if paths.best_checkpoint.exists() else None,
                            paths.last_checkpoint if paths.last_checkpoint.exists() else None)
 
+    def _has_test_model(self) -> bool:
+        """A test-only config names its model: a checkpoint, or a BioImage Model Zoo package (MODEL.SOURCE bmz)."""
+        return not self.cfg.TRAIN.ENABLE and (self._checkpoint is not None or self.cfg.MODEL.SOURCE == "bmz")
+
     def _inference_model(self, action: str):
         """(model, normalizer, plan, model spec): the trained one, or the one from a test-only config's checkpoint."""
         from biapy_cls import workflow
 
         if self._model is not None:
             return self._model
-        if self._checkpoint is None or self.cfg.TRAIN.ENABLE:
+        if not self._has_test_model():
             raise UserError(f"{action} needs a trained model: call train() first, or build the object from a "
                             "checkpoint with BiaPy.load_workflow_from_model('.../checkpoints/RUN-checkpoint-best.pth') "
                             "(or a config with TRAIN.ENABLE False and MODEL.LOAD_CHECKPOINT True).")
@@ -353,7 +357,7 @@ class BiaPy:
         self._require_files("test()")
         if self.plan.test is None:  # a model loaded for prediction: its test folder is read now
             self.plan = plan_test_data(self.cfg, self.plan)
-        if self._model is None and (self._checkpoint is None or self.cfg.TRAIN.ENABLE):
+        if self._model is None and not self._has_test_model():
             self._inference_model("test()")  # raises its message before anything is written
         with self._session(training=False):
             model, normalizer, _, _ = self._inference_model("test()")  # built here, so the log file tells
