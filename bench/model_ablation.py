@@ -50,11 +50,11 @@ SETUPS = {  # ndim: (template, data flags, extra overrides)
 
 def apply_design(arch: str, changes: list[str]) -> str:
     """Set fields of the architecture module's DESIGN (e.g. stem=patchify); returns them as text."""
-    from biapy_cls.models import _MODULES, normalize_architecture
+    from biapy_cls.models import architecture_module, normalize_architecture
 
     if not changes:
         return "default"
-    module = importlib.import_module(_MODULES[normalize_architecture(arch)])
+    module = importlib.import_module(architecture_module(normalize_architecture(arch)))
     values = {}
     for change in changes:
         key, _, text = change.partition("=")

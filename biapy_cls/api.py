@@ -60,8 +60,8 @@ class BiaPy:
                  dist_on_itp: bool = False, dist_url: str = "env://", dist_backend: str = "nccl",
                  verbose: bool = False, save_files: bool | None = None, *, overrides: list[str] | tuple = (),
                  resume: bool = False, overwrite: bool = False, argv: list[str] | None = None):
-        from biapy_cls.config.load import load_config_data
         from biapy_cls.config.settings import SystemSettings
+        from biapy_cls.configure import load_config_data
         from biapy_cls.engine.runtime import setup_runtime
         from biapy_cls.logs import setup_logging
         from biapy_cls.outputs import RunPaths, check_writable
@@ -139,8 +139,8 @@ class BiaPy:
         DATA.NORMALIZATION.* drops a model trained or loaded before. `check` and `rebuild` are accepted for
         BiaPy compatibility: the config is always checked and the data always re-read. Returns the config.
         """
-        from biapy_cls.config.check import check_config
         from biapy_cls.config.load import merge
+        from biapy_cls.configure import validate
 
         values = dict(updates or {})
         values.update({key.replace("__", "."): value for key, value in kwargs.items()})
@@ -155,7 +155,7 @@ class BiaPy:
         notices = merge(cfg, values, "update_config")
         if self._predict_only and not cfg.DATA.TEST.PATH:
             cfg.DATA.TEST.PATH = _NO_TEST_PATH
-        notices += check_config(cfg)
+        notices += validate(cfg)
         cfg.freeze()
         self.cfg, self._notices = cfg, self._notices + notices
         self._clear_placeholder()
@@ -394,7 +394,7 @@ class BiaPy:
     def run_job(self) -> None:
         """What `biapy --config ...` does: train and/or test as the config says, then export if asked.
         With DATA.VAL.CROSS_VAL_FOLD -1, one run per fold (RUN_fold<k>) and their summary."""
-        from biapy_cls.data.crossval import all_folds, run_all_folds
+        from biapy_cls.crossval import all_folds, run_all_folds
 
         if all_folds(self.cfg):
             run_all_folds(self._args, self.cfg, self._notices, self.paths, self.runtime, self._run_fold)
@@ -494,15 +494,15 @@ class BiaPy:
 
     def _checked(self, updates: dict):
         """A checked copy of the config with `updates` (self.cfg unchanged)."""
-        from biapy_cls.config.check import check_config
         from biapy_cls.config.load import merge
+        from biapy_cls.configure import validate
 
         cfg = self.cfg.clone()
         cfg.defrost()
         merge(cfg, updates, "export_model_to_bmz")
         if self._predict_only and not cfg.DATA.TEST.PATH:
             cfg.DATA.TEST.PATH = _NO_TEST_PATH
-        check_config(cfg)
+        validate(cfg)
         cfg.DATA.TEST.PATH = self.cfg.DATA.TEST.PATH
         cfg.freeze()
         return cfg

@@ -117,6 +117,7 @@ class TestResult:
         from matplotlib.figure import Figure
         from PIL import Image
 
+        from biapy_cls.data.io import read_file
         from biapy_cls.evaluation.report_html import thumbnail_png
 
         rows = self.misclassified().head(max_images)
@@ -129,7 +130,7 @@ class TestResult:
         for ax in axes:
             ax.axis("off")
         for ax, (index, row) in zip(axes, rows.iterrows()):
-            png = thumbnail_png(self.files[index])
+            png = thumbnail_png(self.files[index], read_file)
             if png:
                 ax.imshow(np.asarray(Image.open(io.BytesIO(png))), cmap="gray")
             ax.set_title(f"true {row['true_class_name']}\npred. {row['class_name']}", fontsize=8)

@@ -32,21 +32,19 @@ from biapy_cls.engine.ema import EmaHook, EmaSettings, ModelEma
 from biapy_cls.engine.finetune import BackboneFreezeHook, BackboneFreezer, FineTuning
 from biapy_cls.engine.hooks import (
     AugSamplesHook,
-    ChartsHook,
     CheckpointFiles,
     CheckpointHook,
     EarlyStopping,
     EarlyStoppingHook,
-    EpochLogHook,
     HookBase,
     LRScheduleHook,
-    TensorBoardHook,
 )
 from biapy_cls.engine.losses import build_criterion
 from biapy_cls.engine.optim import LRSchedule, auto_warmup_steps, build_optimizer, describe_constant
 from biapy_cls.engine.runtime import Runtime, amp_dtype, barrier, unwrap
 from biapy_cls.engine.trainer import FitSetup, Trainer
 from biapy_cls.errors import CheckpointError
+from biapy_cls.evaluation.training_hooks import ChartsHook, EpochLogHook, TensorBoardHook
 from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")

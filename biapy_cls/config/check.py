@@ -1,7 +1,9 @@
-"""Value checks that run before any heavy work: choices, ranges and keys that depend on each other.
+"""The config's own rules, checked before any heavy work: choices, ranges and keys that depend on each other.
 
-CHOICES and RANGES are also read by scripts/gen_config_docs.py for the configuration reference.
-Checks that need the data (class count, channels) happen when the data is read.
+Only the config is consulted (names come from config/settings.py): the keys of a component that knows more
+(preprocessing, filters, a model source, the BMZ export) are checked by that component, and
+biapy_cls/configure.py runs both. CHOICES and RANGES are also read by scripts/gen_config_docs.py for the
+configuration reference. Checks that need the data (class count, channels) happen when the data is read.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import re
 
 from yacs.config import CfgNode as CN
 
-from biapy_cls.config.settings import AUGMENT_OPS, CHECKPOINT_MONITORS, LR_SCHEDULERS, TEST_METRICS, TRAIN_METRICS
-from biapy_cls.data.filters import check_filter_cfg
-from biapy_cls.data.preprocess import check_preprocess_cfg
+from biapy_cls.config.settings import (
+    AUGMENT_OPS,
+    CHECKPOINT_MONITORS,
+    LR_SCHEDULERS,
+    MODEL_SOURCES,
+    TEST_METRICS,
+    TRAIN_METRICS,
+)
 from biapy_cls.errors import ConfigError
-from biapy_cls.export.settings import check_bmz, check_bmz_installed
-from biapy_cls.models import available_sources
 
 # key -> accepted values (strings compared case-insensitively and stored in the spelling given here)
 CHOICES = {
@@ -34,7 +39,7 @@ CHOICES = {
     "TRAIN.OPTIMIZER": ["SGD", "ADAM", "ADAMW"],
     "TRAIN.LR_SCALING": ["none", "linear"],
     "MODEL.LOAD_CHECKPOINT_EPOCH": ["best_on_val", "last_on_train"],
-    "MODEL.SOURCE": [*available_sources(), "bmz"],  # bmz: export/bmz_source.py, outside the model registry
+    "MODEL.SOURCE": list(MODEL_SOURCES),
     "MODEL.OUT_CHECKPOINT_FORMAT": ["pth", "safetensors"],
     "MODEL.VIT_MODEL": ["custom", "vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"],
     "LOSS.CLASS_REBALANCE": ["none", "auto", "manual"],
@@ -303,11 +308,8 @@ def _check_model(model: CN, errors: list[str]) -> None:
             errors.append(f"MODEL.FREEZE_LAYERS_MATCHING: {pattern!r} is not a valid regular expression ({err}).")
 
 
-def check_config(cfg: CN) -> list[str]:
-    """Validate `cfg` in place (normalising spellings); raise ConfigError listing every problem."""
-    from biapy_cls.models import get_source
-
-    errors: list[str] = []
+def check_config(cfg: CN, errors: list[str]) -> list[str]:
+    """Check `cfg` in place (normalising spellings), adding every problem to `errors`; returns notices."""
     notices: list[str] = []
     if str(cfg.PROBLEM.TYPE).upper() != "CLASSIFICATION":
         raise ConfigError(
@@ -354,15 +356,10 @@ def check_config(cfg: CN) -> list[str]:
         _check_pair(cfg, f"AUGMENTOR.{key}", errors)
     _check_augmentation(cfg, errors, notices)
     _check_normalization(cfg, errors)
-    check_preprocess_cfg(cfg, errors)
-    check_filter_cfg(cfg, errors)
 
-    if cfg.MODEL.SOURCE in available_sources():
-        errors += get_source(cfg.MODEL.SOURCE).check(cfg.MODEL, ndim)
     if not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in cfg.MODEL.DROPOUT_VALUES):
         errors.append(f"MODEL.DROPOUT_VALUES is {cfg.MODEL.DROPOUT_VALUES}; each value must be in [0, 1).")
     _check_model(cfg.MODEL, errors)
-    check_bmz(cfg, errors)
     if cfg.LOSS.TYPE == "":
         cfg.LOSS.TYPE = "CE"
 
@@ -389,7 +386,4 @@ def check_config(cfg: CN) -> list[str]:
         )
     if cfg.TEST.ENABLE and not cfg.DATA.TEST.USE_VAL_AS_TEST and not cfg.DATA.TEST.PATH:
         errors.append("TEST.ENABLE is True but DATA.TEST.PATH is empty: set it to your test folder.")
-    if errors:
-        raise ConfigError("\n".join(errors))
-    check_bmz_installed(cfg)
     return notices

@@ -1,4 +1,5 @@
-"""YAML file + command-line overrides -> a checked, frozen config.
+"""Reading a config: YAML files, `KEY VALUE` overrides and dicts merged onto the defaults, with where each
+value came from (biapy_cls/configure.py checks and freezes the result).
 
 Order: defaults, then the YAML, then trailing `KEY VALUE` pairs from the command line. Strings that
 look like Python literals are parsed as BiaPy does (`(28, 28, 1)` is a tuple, `1e-4` a float).
@@ -267,25 +268,3 @@ def with_origins(message: str, origins: dict[str, str]) -> str:
                 where.append(f"{key} in {origins[key]}")
         lines.append(f"{line} (Set: {'; '.join(where)}.)" if where else line)
     return "\n".join(lines)
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
-    """Defaults <- YAML <- overrides; checked and frozen. Returns (config, notices to print)."""
-    return load_config_data(read_yaml(path), f"'{Path(path).name}'", overrides)
-
-
-def load_config_data(data: dict, source: str, overrides: Sequence[str] = ()) -> tuple[CN, list[str]]:
-    """Defaults <- `data` (nested sections and/or dotted keys, as the Python API takes them) <- overrides;
-    checked and frozen. `source` names where `data` came from in error messages."""
-    from biapy_cls.config.check import check_config
-
-    cfg = get_cfg_defaults()
-    origins: dict[str, str] = {}
-    notices = merge(cfg, flatten(data), source, origins)
-    notices += merge(cfg, parse_overrides(overrides), "the command line", origins)
-    try:
-        notices += check_config(cfg)
-    except ConfigError as err:
-        raise ConfigError(with_origins(str(err), origins)) from None
-    cfg.freeze()
-    return cfg, notices

@@ -16,6 +16,8 @@ from dataclasses import dataclass, make_dataclass, replace
 
 from yacs.config import CfgNode as CN
 
+# MODEL.SOURCE: the sources of models/__init__.py's registry, and bmz (export/bmz_source.py).
+MODEL_SOURCES = ("biapy", "torchvision", "timm", "bmz")
 # TRAIN.LR_SCHEDULER.NAME -> when the schedule steps: after every optimizer step, or after every epoch.
 LR_SCHEDULERS = {"reduceonplateau": "epoch", "warmupcosine": "step", "onecycle": "step"}
 # Quantities that pick the best checkpoint and stop training early, and whether lower is better.
@@ -154,6 +156,32 @@ def frozen_section(node: CN, name: str):
     return cls(**values)
 
 
+def augment_prob(aug: CN, key: str) -> float:
+    """AUGMENTOR.<key> (a *_PROB key) as a probability: -1 means AUGMENTOR.DA_PROB, as in BiaPy."""
+    p = aug[key]
+    return float(aug.DA_PROB if p == -1 else p)
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """AUGMENTOR.RANDAUGMENT or TRIVIALAUGMENT (2D only; `kind` '' = neither); data.policies.Policy runs it."""
+
+    kind: str = ""
+    num_ops: int = 2
+    magnitude: int = 9
+
+    @classmethod
+    def from_cfg(cls, cfg: CN) -> PolicySettings:
+        aug = cfg.AUGMENTOR
+        if not aug.ENABLE or cfg.PROBLEM.NDIM != "2D":  # config/check.py refuses them in 3D
+            return cls()
+        if aug.RANDAUGMENT.ENABLE:
+            return cls("randaugment", int(aug.RANDAUGMENT.N), int(aug.RANDAUGMENT.M))
+        if aug.TRIVIALAUGMENT:
+            return cls("trivialaugment", 1, -1)
+        return cls()
+
+
 @dataclass(frozen=True)
 class AugmentSettings:
     """AUGMENTOR: the switched-on transformations with their probabilities (-1 resolved to DA_PROB), and
@@ -162,18 +190,12 @@ class AugmentSettings:
     ops: tuple[tuple[str, float], ...] = ()  # (switch name, probability), in AUGMENT_OPS order
     ndim: int = 2
     params: object = None  # frozen_section(cfg.AUGMENTOR)
-    policy: object = None  # data.policies.Policy: RANDAUGMENT / TRIVIALAUGMENT (None: no policy)
+    policy: PolicySettings = PolicySettings()
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> AugmentSettings:
         aug = cfg.AUGMENTOR
 
-        def prob(name: str) -> float:
-            p = aug[f"{name}_PROB"]
-            return float(aug.DA_PROB if p == -1 else p)
-
-        from biapy_cls.data.policies import Policy  # torchvision: imported only when augmentation is set up
-
-        ops = tuple((n, prob(n)) for n in AUGMENT_OPS if aug.ENABLE and aug[n])
+        ops = tuple((n, augment_prob(aug, f"{n}_PROB")) for n in AUGMENT_OPS if aug.ENABLE and aug[n])
         return cls(ops, 3 if cfg.PROBLEM.NDIM == "3D" else 2, frozen_section(aug, "AugmentorParams"),
-                   Policy.from_cfg(cfg))
+                   PolicySettings.from_cfg(cfg))

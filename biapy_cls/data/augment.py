@@ -19,6 +19,7 @@ alike), as in BiaPy; G_BLUR blurs along z too; ZOOM scales z only with ZOOM_IN_Z
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +130,7 @@ class Augmenter:
         self.elastic_fill = FILL_MODES[aug.E_MODE]
         self._motion_bank: torch.Tensor | None = None
         self._elastic_cache: dict = {}  # (H, W, device) -> smoothing transfer function, pixel scale
-        self.policy = settings.policy if settings.policy is not None else Policy()
+        self.policy = Policy(**asdict(settings.policy))
 
     @classmethod
     def from_cfg(cls, cfg: CN) -> Augmenter:

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from biapy_cls.config.settings import augment_prob
+
 
 @dataclass(frozen=True)
 class MixSettings:
@@ -38,10 +40,9 @@ class MixSettings:
         aug = cfg.AUGMENTOR
         if not aug.ENABLE:
             return cls()
-        prob = lambda p: float(aug.DA_PROB if p == -1 else p)  # noqa: E731 - the *_PROB convention
-        cutmix_prob = prob(aug.CUTMIX_PROB) if aug.CUTMIX else 0.0
+        cutmix_prob = augment_prob(aug, "CUTMIX_PROB") if aug.CUTMIX else 0.0
         return cls(cutmix_prob, (float(aug.CMIX_SIZE[0]), float(aug.CMIX_SIZE[1])), float(aug.MIXUP),
-                   float(aug.CUTMIX_ALPHA), prob(aug.MIXUP_PROB), prob(aug.MIXUP_SWITCH_PROB))
+                   float(aug.CUTMIX_ALPHA), augment_prob(aug, "MIXUP_PROB"), augment_prob(aug, "MIXUP_SWITCH_PROB"))
 
 
 class Mixer:

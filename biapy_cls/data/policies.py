@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
-from yacs.config import CfgNode as CN
+
+from biapy_cls.config.settings import PolicySettings
 
 BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0 ... 30
 
@@ -138,23 +139,8 @@ def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tenso
 
 
 @dataclass(frozen=True)
-class Policy:
-    """RandAugment, TrivialAugment or nothing (`kind` ''), for 2D batches."""
-
-    kind: str = ""
-    num_ops: int = 2
-    magnitude: int = 9
-
-    @classmethod
-    def from_cfg(cls, cfg: CN) -> Policy:
-        aug = cfg.AUGMENTOR
-        if not aug.ENABLE or cfg.PROBLEM.NDIM != "2D":  # config/check.py refuses them in 3D
-            return cls()
-        if aug.RANDAUGMENT.ENABLE:
-            return cls("randaugment", int(aug.RANDAUGMENT.N), int(aug.RANDAUGMENT.M))
-        if aug.TRIVIALAUGMENT:
-            return cls("trivialaugment", 1, -1)
-        return cls()
+class Policy(PolicySettings):
+    """RandAugment, TrivialAugment or nothing (`kind` ''), for 2D batches: PolicySettings that run."""
 
     def __bool__(self) -> bool:
         return bool(self.kind)

@@ -25,7 +25,9 @@ before the monitor and the checkpoint hooks that use them. A hook whose state mu
 `state_key` and implements `state_dict`/`load_state_dict`: the
 checkpoint's `training` dict holds it under that key.
 
-Which hooks a run gets, and in which order, is decided in one place: `build_hooks` in training.py.
+The hooks that record training for people (log lines, the JSON log, TensorBoard, charts) are in
+evaluation/training_hooks.py, above the engine. Which hooks a run gets, and in which order, is decided in
+one place: `build_hooks` in training.py.
 """
 
 from __future__ import annotations
@@ -153,56 +155,6 @@ class EarlyStoppingHook(HookBase):
         self.stopper.load_state_dict(state)
 
 
-def epoch_line(row: dict, epochs: int, best: bool) -> str:
-    values = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
-    mark = "  (best)" if best else ""
-    return f"Epoch {row['epoch']}/{epochs}  {values} | lr {row['lr']:.2e} | {row['seconds']:.1f} s{mark}"
-
-
-class EpochLogHook(HookBase):
-    """One line per epoch in the log, one JSON object per epoch in RUN_training_log.json, and the
-    reason training stopped early."""
-
-    def __init__(self, training_log: Path):
-        self.path = training_log
-        self.log = None
-
-    def before_train(self) -> None:
-        from biapy_cls.evaluation.reports import TrainingLog
-
-        self.log = TrainingLog(self.path, self.trainer.state.history)
-
-    def after_epoch(self) -> None:
-        state = self.trainer.state
-        log.info(epoch_line(state.metrics, self.trainer.setup.epochs, state.improved) + "".join(
-            f"  [{note}]" for note in state.notes))
-        self.log.append(state.metrics)
-
-    def after_train(self) -> None:
-        if self.trainer.state.stop_reason:
-            log.info(self.trainer.state.stop_reason)
-
-
-class TensorBoardHook(HookBase):
-    """Every number of every epoch's row as a TensorBoard scalar."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.board = None
-
-    def before_train(self) -> None:
-        from biapy_cls.evaluation.reports import TensorBoard
-
-        self.board = TensorBoard(self.log_dir)
-
-    def after_epoch(self) -> None:
-        self.board.epoch(self.trainer.state.metrics)
-
-    def after_train(self) -> None:
-        if self.board is not None:
-            self.board.close()
-
-
 @dataclass(frozen=True)
 class CheckpointFiles:
     """Where the checkpoint hook writes (RunPaths hands them over; the engine knows no output tree)."""
@@ -238,25 +190,6 @@ class CheckpointHook(HookBase):
         epoch = state.epoch + 1
         if self.save_every > 0 and epoch % self.save_every == 0:
             copy_checkpoint(files.last, files.every_epoch(epoch))
-
-
-class ChartsHook(HookBase):
-    """RUN_<quantity>.png under charts/ every LOG.CHART_CREATION_FREQ epochs and at the end."""
-
-    def __init__(self, charts_dir: Path, run_name: str, every: int = 1):
-        self.charts_dir, self.run_name, self.every = charts_dir, run_name, every
-
-    def _draw(self) -> None:
-        from biapy_cls.evaluation.reports import plot_history
-
-        plot_history(self.trainer.state.history, self.charts_dir, self.run_name)
-
-    def after_epoch(self) -> None:
-        if (self.trainer.state.epoch + 1) % self.every == 0:
-            self._draw()
-
-    def after_train(self) -> None:
-        self._draw()
 
 
 class AugSamplesHook(HookBase):

@@ -17,11 +17,14 @@ import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from biapy_cls import __version__
-from biapy_cls.models import _MODULES, ModelSpec, build_model, normalize_architecture
+from biapy_cls import __version__, models
+from biapy_cls.models import ARCHITECTURES, ModelSpec, build_model, normalize_architecture
 
 CALLABLE = "BiapyClsClassifier"
-_REGISTRY_IMPORT = re.compile(r"^from biapy_cls\.models import ModelSpec, register\n", re.MULTILINE)
+# The one import of biapy-cls an architecture module may have for a standalone model.py: the names below
+# are written into the file instead.
+_REGISTRY_IMPORT = re.compile(r"^from biapy_cls\.models import (?P<names>[\w, ]+)\n", re.MULTILINE)
+_INLINED = {"ModelSpec", "dropout_rate"}
 
 
 class _ModelCfg(dict):
@@ -81,16 +84,7 @@ class ModelSpec:
     spatial: tuple
 
 
-_BUILDERS = {{}}
-
-
-def register(name):
-    def wrap(fn):
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
-
+{dropout_rate}
 '''
 
 _FOOTER = '''
@@ -107,7 +101,7 @@ class {callable}(nn.Module):
     def __init__(self, architecture, ndim, in_channels, n_classes, spatial, model_cfg=None):
         super().__init__()
         spec = ModelSpec(architecture, ndim, int(in_channels), int(n_classes), tuple(spatial))
-        self.net = _BUILDERS[architecture](spec, _ModelCfg(model_cfg or {{}}))
+        self.net = {builder}(spec, _ModelCfg(model_cfg or {{}}))
 
     def forward(self, x):
         return torch.softmax(self.net(x), dim=1)
@@ -117,12 +111,15 @@ class {callable}(nn.Module):
 def standalone_source(architecture: str) -> str | None:
     """model.py for `architecture` without biapy-cls, or None when its module needs more of biapy-cls."""
     name = normalize_architecture(architecture)
-    if name not in _MODULES:
+    if name not in ARCHITECTURES:
         return None
-    source = inspect.getsource(importlib.import_module(_MODULES[name]))
-    body, found = _REGISTRY_IMPORT.subn("", source.replace("from __future__ import annotations\n", ""))
-    if not found or "biapy_cls" in body:
+    module, builder = ARCHITECTURES[name].split(":")
+    source = inspect.getsource(importlib.import_module(module)).replace("from __future__ import annotations\n", "")
+    imported = _REGISTRY_IMPORT.search(source)
+    body = _REGISTRY_IMPORT.sub("", source, count=1)
+    if imported is None or not {n.strip() for n in imported["names"].split(",")} <= _INLINED or "biapy_cls" in body:
         return None
     extra = "".join(f", {lib}" for lib in ("timm", "monai") if re.search(rf"^\s*(from|import) {lib}\b", body, re.M))
-    return (_HEADER.format(version=__version__, architecture=name, extra=extra, callable=CALLABLE) + body
-            + _FOOTER.format(callable=CALLABLE))
+    header = _HEADER.format(version=__version__, architecture=name, extra=extra, callable=CALLABLE,
+                            dropout_rate=inspect.getsource(models.dropout_rate))
+    return header + body + _FOOTER.format(callable=CALLABLE, builder=builder)

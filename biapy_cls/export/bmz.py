@@ -31,7 +31,7 @@ from biapy_cls.errors import UserError
 from biapy_cls.export.architecture import CALLABLE, ProbabilityModel, model_kwargs, standalone_source
 from biapy_cls.export.bmz_files import preprocessing_ops, write_cover, write_documentation
 from biapy_cls.export.settings import BmzExportSettings, require_bmz_extra
-from biapy_cls.models import _MODULES, ModelSpec, normalize_architecture
+from biapy_cls.models import ARCHITECTURES, ModelSpec, normalize_architecture
 from biapy_cls.outputs import RunPaths
 
 log = logging.getLogger("biapy_cls")
@@ -82,7 +82,7 @@ def _weights(net: nn.Module, example: torch.Tensor, inputs: ExportInputs, folder
 
     version = torch.__version__.split("+")[0]
     weights, parent = {}, None
-    if normalize_architecture(inputs.model_spec.architecture) in _MODULES:  # not for a model loaded from a package
+    if normalize_architecture(inputs.model_spec.architecture) in ARCHITECTURES:  # not for a model loaded from a package
         torch.save(net.state_dict(), folder / "weights.pt")
         kwargs = model_kwargs(inputs.model_spec, inputs.model_cfg)
         source = standalone_source(inputs.model_spec.architecture)

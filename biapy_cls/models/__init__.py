@@ -21,13 +21,13 @@ from torch import nn
 
 from biapy_cls.errors import ConfigError, UserError
 
-_BUILDERS: dict[str, Callable] = {}
-# Architectures and the module that defines each; modules are imported only when their model is built
-# so that importing one backbone library (timm, MONAI) never slows down another.
-_MODULES = {
-    "simple_cnn": "biapy_cls.models.simple_cnn",
-    "vit": "biapy_cls.models.vit",
-    **{f"efficientnet_b{i}": "biapy_cls.models.efficientnet" for i in range(8)},
+# The registry of this package's architectures, the one place a model is added: name -> "module:builder",
+# where builder(spec: ModelSpec, model_cfg) -> nn.Module. Modules are imported only when their model is
+# built, so that importing one backbone library (timm, MONAI) never slows down another.
+ARCHITECTURES = {
+    "simple_cnn": "biapy_cls.models.simple_cnn:build_simple_cnn",
+    "vit": "biapy_cls.models.vit:build_vit",
+    **{f"efficientnet_b{i}": "biapy_cls.models.efficientnet:build_efficientnet" for i in range(8)},
 }
 # MODEL.SOURCE -> the module that registers it (imported on first use).
 _SOURCE_MODULES = {
@@ -94,14 +94,6 @@ class WeightsInfo:
         return self.file.is_file()
 
 
-def register(name: str) -> Callable:
-    def wrap(fn: Callable) -> Callable:
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
-
-
 def dropout_rate(model_cfg, default: float) -> float:
     """MODEL.DROPOUT_VALUES[0] (the rate before the classification head), or the architecture's own default
     when the list is empty or there is no MODEL node."""
@@ -131,7 +123,18 @@ def get_source(name: str):
 
 
 def available_architectures() -> list[str]:
-    return sorted(_MODULES)
+    return sorted(ARCHITECTURES)
+
+
+def architecture_module(name: str) -> str:
+    """The module that defines architecture `name` (normalised), e.g. biapy_cls.models.simple_cnn."""
+    return ARCHITECTURES[name].split(":")[0]
+
+
+def architecture_builder(name: str) -> Callable:
+    """builder(spec, model_cfg) of architecture `name` (normalised), its module imported now."""
+    module, function = ARCHITECTURES[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def normalize_architecture(name: str) -> str:
@@ -190,7 +193,7 @@ class BiapySource:
         return model_cfg.ARCHITECTURE
 
     def check(self, model_cfg, ndim: str) -> list[str]:
-        if normalize_architecture(model_cfg.ARCHITECTURE) not in _MODULES:
+        if normalize_architecture(model_cfg.ARCHITECTURE) not in ARCHITECTURES:
             return [f"MODEL.ARCHITECTURE '{model_cfg.ARCHITECTURE}' is not known. Valid: "
                     f"{', '.join(available_architectures())}."]
         return []
@@ -200,9 +203,8 @@ class BiapySource:
 
     def build(self, spec: ModelSpec, model_cfg, pretrained: bool = False) -> nn.Module:
         name = normalize_architecture(spec.architecture)
-        if name not in _MODULES:
+        if name not in ARCHITECTURES:
             raise ConfigError(
                 f"MODEL.ARCHITECTURE '{spec.architecture}' is not known. Valid: {', '.join(available_architectures())}."
             )
-        importlib.import_module(_MODULES[name])
-        return _BUILDERS[name](spec, model_cfg)
+        return architecture_builder(name)(spec, model_cfg)

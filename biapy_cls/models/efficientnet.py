@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from biapy_cls.errors import CheckpointError
-from biapy_cls.models import ModelSpec, dropout_rate, register
+from biapy_cls.models import ModelSpec, dropout_rate
 
 log = logging.getLogger("biapy_cls")
 
@@ -133,21 +133,17 @@ def design_for(spec: ModelSpec) -> Design:
     return LEGACY if spec.layout == 1 else DESIGN
 
 
-def _builder(variant: str):
-    def build(spec: ModelSpec, model_cfg=None) -> nn.Module:
-        # timm's own default dropout for the variant when DROPOUT_VALUES is empty.
-        drop_rate = dropout_rate(model_cfg, 0.2)
-        dropped = strides_to_drop(spec.spatial)
-        if dropped:
-            log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "
-                     f"stride-2 steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
-        design = design_for(spec)
-        if spec.ndim == "3D":
-            return _monai_3d(spec, variant, drop_rate, design)
-        return _timm_2d(spec, variant, drop_rate, design)
-
-    return build
-
-
-for _variant in VARIANTS:
-    register(_variant)(_builder(_variant))
+def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:
+    """The variant spec.architecture names (efficientnet_b0 ... b7, or BiaPy's EfficientNetB0 spelling)."""
+    variant = spec.architecture.strip().lower().replace("-", "_").replace("efficientnetb", "efficientnet_b")
+    if variant not in VARIANTS:
+        raise ValueError(f"{spec.architecture} is not an EfficientNet variant ({', '.join(VARIANTS)})")
+    drop_rate = dropout_rate(model_cfg, 0.2)  # timm's own default dropout when DROPOUT_VALUES is empty
+    dropped = strides_to_drop(spec.spatial)
+    if dropped:
+        log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "
+                 f"stride-2 steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
+    design = design_for(spec)
+    if spec.ndim == "3D":
+        return _monai_3d(spec, variant, drop_rate, design)
+    return _timm_2d(spec, variant, drop_rate, design)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from biapy_cls.models import ModelSpec, dropout_rate, register
+from biapy_cls.models import ModelSpec, dropout_rate
 
 WIDTHS = (16, 32, 64)
 
@@ -60,6 +60,5 @@ class SimpleCNN(nn.Module):
         return self.head(self.dropout(x))
 
 
-@register("simple_cnn")
 def build_simple_cnn(spec: ModelSpec, model_cfg=None) -> nn.Module:
     return SimpleCNN(spec, dropout=dropout_rate(model_cfg, 0.2))

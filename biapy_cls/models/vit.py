@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from biapy_cls.errors import CheckpointError
-from biapy_cls.models import ModelSpec, dropout_rate, register
+from biapy_cls.models import ModelSpec, dropout_rate
 from biapy_cls.models.vit_legacy import PaddedViT2D, build_layout1, pad_to, padded
 
 log = logging.getLogger("biapy_cls")
@@ -207,7 +207,6 @@ def _init_linear(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register("vit")
 def build_vit(spec: ModelSpec, model_cfg=None) -> nn.Module:
     if spec.layout > LAYOUT:
         raise CheckpointError(f"This ViT checkpoint has model layout {spec.layout}, newer than this biapy-cls "

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biapy_cls.config import compat
-from biapy_cls.config.load import all_keys, load_config
+from biapy_cls.config.load import all_keys
+from biapy_cls.configure import load_config
 from biapy_cls.errors import UserError
 
 KEYS = all_keys() + list(compat.RENAMED) + ["TRAIN.EPOCS", "DATA.TRAIN", "MODEL", "FOO.BAR", "AUGMENTOR.ZFLIP",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from biapy_cls.config import get_cfg_defaults, load_config
+from biapy_cls.config import get_cfg_defaults
 from biapy_cls.config.load import all_keys
+from biapy_cls.configure import load_config
 from biapy_cls.errors import ConfigError
 from conftest import write_yaml
 

@@ -8,8 +8,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.configure import load_config
 from biapy_cls.data.aug_samples import write_aug_samples
 from biapy_cls.data.augment import OPS, Augmenter
 from biapy_cls.data.transforms import Normalizer

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from biapy_cls.config.defaults import get_cfg_defaults
-from biapy_cls.data.crossval import summarise
+from biapy_cls.crossval import summarise
 from biapy_cls.data.discover import stratified_folds
 from biapy_cls.data.plan import plan_test_data, plan_training_data
 from conftest import digits_config, write_yaml
@@ -55,7 +55,7 @@ def test_summary_mean_and_sample_std():
 
 
 def test_all_is_fold_minus_one(tmp_path, small_digits_dir):
-    from biapy_cls.config import load_config
+    from biapy_cls.configure import load_config
 
     cfg = digits_config(small_digits_dir)
     cfg["DATA"]["VAL"] = {"CROSS_VAL": True, "CROSS_VAL_FOLD": "all", "CROSS_VAL_NFOLD": 3}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biapy_cls.config.check import check_config
 from biapy_cls.config.defaults import get_cfg_defaults
+from biapy_cls.configure import validate
 from biapy_cls.data.plan import plan_test_data, plan_training_data
 from biapy_cls.errors import ConfigError, DataError
 
@@ -36,7 +36,7 @@ def test_removes_exactly_the_images_meeting_a_condition_group(small_digits_dir):
     train = small_digits_dir / "train"
     means = raw_means(train)
     cfg = config(train, TRAIN=([["mean"], ["mean", "max"]], [[95], [70, 255]], [["gt"], ["lt", "ge"]]))
-    check_config(cfg)
+    validate(cfg)
     plan = plan_training_data(cfg)
     # any group: mean > 95, or (mean < 70 and max >= 255); the digits' maximum is 255
     expected = {name for name, m in means.items() if m > 95 or m < 70}
@@ -107,5 +107,5 @@ def test_a_filter_that_removes_a_whole_class_is_an_error(small_digits_dir, tmp_p
 def test_bad_conditions_are_config_errors(props, values, signs, message):
     cfg = config(Path("unused"), VAL=(props, values, signs))
     with pytest.raises(ConfigError, match=message) as err:
-        check_config(cfg)
+        validate(cfg)
     assert "DATA.VAL.FILTER_SAMPLES" in str(err.value)

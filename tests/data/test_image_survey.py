@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biapy_cls.config import load_config
+from biapy_cls.configure import load_config
 from biapy_cls.data.plan import plan_training_data
 from biapy_cls.errors import DataError
 from tests.conftest import write_yaml

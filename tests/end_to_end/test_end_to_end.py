@@ -125,7 +125,7 @@ def test_test_only_run_from_the_checkpoint_predicts_the_same(tmp_path, small_dig
 
 
 def test_make_demo_template_is_valid():
-    from biapy_cls.config import load_config
+    from biapy_cls.configure import load_config
 
     cfg, _ = load_config(ROOT / "templates" / "classification" / "2d_classification_digits.yaml")
     assert cfg.DATA.TRAIN.PATH == "data/digits/train"

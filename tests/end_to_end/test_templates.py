@@ -11,7 +11,7 @@ import tifffile
 import yaml
 from PIL import Image
 
-from biapy_cls.config import load_config
+from biapy_cls.configure import load_config
 from conftest import ROOT, assert_self_contained
 
 TEMPLATES = sorted((ROOT / "templates" / "classification").glob("*.yaml"))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from biapy_cls.config import load_config
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.config.settings import TrainSettings
+from biapy_cls.configure import load_config
 from biapy_cls.data.plan import check_against_data
 from biapy_cls.engine.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from biapy_cls.engine.hooks import EarlyStopping

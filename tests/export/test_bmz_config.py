@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from biapy_cls.config import load_config
+from biapy_cls.configure import load_config
 from biapy_cls.errors import ConfigError
 from conftest import digits_config, write_yaml
 

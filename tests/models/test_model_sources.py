@@ -145,7 +145,7 @@ def test_sizes_a_model_cannot_take_are_refused():
     ("timm", "TIMM_MODEL_NAME", "resnet18", "3D", "builds 2D models"),
 ])
 def test_config_names_are_checked(tmp_path, source, key, name, ndim, message):
-    from biapy_cls.config import load_config
+    from biapy_cls.configure import load_config
 
     cfg = digits_config(tmp_path, PROBLEM={"TYPE": "CLASSIFICATION", "NDIM": ndim})
     cfg["MODEL"] = {"SOURCE": source, key: name}
@@ -211,3 +211,10 @@ def test_fine_tuning_checks_the_source_too():
                                               "efficientnet_b0 model"):
         mine = ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32), "torchvision")
         load_fine_tune(torch.nn.Linear(1, 1), theirs, mine, "old.pth", skip_unmatched=False)
+
+
+def test_the_config_accepts_exactly_the_registered_sources():
+    from biapy_cls.config.settings import MODEL_SOURCES
+    from biapy_cls.models import available_sources
+
+    assert set(MODEL_SOURCES) == set(available_sources()) | {"bmz"}  # bmz: export/bmz_source.py

@@ -51,7 +51,7 @@ def yaml_blocks(markdown: str) -> list[str]:
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/quickstart.md"])
 def test_yaml_examples_in_the_docs_are_valid_configs(doc, tmp_path):
-    from biapy_cls.config import load_config
+    from biapy_cls.configure import load_config
 
     blocks = [b for b in yaml_blocks((ROOT / doc).read_text()) if "PROBLEM:" in b]
     assert blocks, f"{doc} has no complete YAML example"
