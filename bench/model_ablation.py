@@ -10,6 +10,13 @@ a summary: mean and range (min-max) of the test accuracy, mean wall and CPU seco
     python bench/model_ablation.py --arch vit --ndim 3D --seeds 0 1 2
     python bench/model_ablation.py --arch vit --design stem=patchify    # an ablation of docs/models.md
     python bench/model_ablation.py --arch simple_cnn --set TRAIN.LR 3e-3
+    python bench/model_ablation.py --arch torchvision:resnet18 --set TRAIN.EPOCHS 5   # random start (offline)
+    python bench/model_ablation.py --arch vit --out bench/results/model_ablation.json   # keep the row
+    python bench/model_ablation.py --render bench/results/model_ablation.json --docs docs/models.md
+
+`--out` merges the row (each seed's accuracy and CPU seconds, and the command that produced it) into a
+JSON file; `--render` turns that file into the markdown table of docs/models.md, written between
+`<!-- bench/model_ablation.py begin -->` and `<!-- bench/model_ablation.py end -->` with `--docs`.
 
 `--design` changes one design choice of the model (a field of DESIGN in the architecture's module:
 biapy_cls/models/vit.py, simple_cnn.py, efficientnet.py) to measure what it earns.
@@ -75,6 +82,17 @@ def ensure_data(ndim: str, data_root: Path) -> Path:
     return data
 
 
+def model_keys(arch: str) -> list[str]:
+    """The MODEL overrides for `arch`: a built-in architecture, or torchvision:NAME (random start: no download)."""
+    source, _, name = arch.rpartition(":")
+    if source == "torchvision":
+        return ["MODEL.SOURCE", "torchvision", "MODEL.TORCHVISION_MODEL_NAME", name,
+                "MODEL.TORCHVISION_PRETRAINED", "False"]
+    if source:
+        raise SystemExit(f"--arch {arch}: only torchvision:NAME is known as a source prefix")
+    return ["MODEL.ARCHITECTURE", arch]
+
+
 def run_seed(arch: str, ndim: str, seed: int, data: Path, work: Path, extra: list[str]) -> dict:
     from biapy_cls.cli import main
 
@@ -82,7 +100,7 @@ def run_seed(arch: str, ndim: str, seed: int, data: Path, work: Path, extra: lis
     name = f"s{seed}"
     argv = ["--config", str(TEMPLATES / template), "--result_dir", str(work), "--name", name, "--run_id", "1",
             "DATA.TRAIN.PATH", str(data / "train"), "DATA.TEST.PATH", str(data / "test"),
-            *BIAPY_SETTINGS, *overrides, "MODEL.ARCHITECTURE", arch, "SYSTEM.SEED", str(seed), *extra]
+            *BIAPY_SETTINGS, *overrides, *model_keys(arch), "SYSTEM.SEED", str(seed), *extra]
     wall, cpu = time.perf_counter(), time.process_time()
     code = main(argv)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -104,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "biapy_cls_ablation_data"),
                         help="where the digits are written once and reused")
     parser.add_argument("--quiet", action="store_true", help="hide the biapy log of each run")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file the row is merged into")
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="print the markdown table of a --out file (and write it into --docs); runs nothing")
+    parser.add_argument("--docs", type=Path, default=None, help="markdown file whose generated block --render fills")
     parser.add_argument("--jobs", type=int, default=1,
                         help="run the seeds in this many processes at once (1 thread each; wall times then compete)")
     args = parser.parse_args(argv)
+    if args.render:
+        return render_file(args.render, args.docs)
     import torch
 
     torch.set_num_threads(1)
@@ -140,12 +164,13 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> list[dict]:
     from concurrent.futures import ThreadPoolExecutor
 
     base = [a for a in argv]
-    i = base.index("--seeds") if "--seeds" in base else -1
-    if i >= 0:  # drop --seeds and its values
-        j = i + 1
-        while j < len(base) and not base[j].startswith("--"):
-            j += 1
-        base = base[:i] + base[j:]
+    for option in ("--seeds", "--out"):  # each child runs one seed; only this process writes --out
+        i = base.index(option) if option in base else -1
+        if i >= 0:  # drop the option and its values
+            j = i + 1
+            while j < len(base) and not base[j].startswith("--"):
+                j += 1
+            base = base[:i] + base[j:]
 
     def one(seed: int) -> dict:
         done = subprocess.run([sys.executable, __file__, *base, "--seeds", str(seed), "--jobs", "1"],
@@ -162,10 +187,61 @@ def run_parallel(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         return list(pool.map(one, args.seeds))
 
 
+def command_of(args: argparse.Namespace) -> str:
+    """The command that reproduces a row (without the options that change only where or how fast it runs)."""
+    parts = ["python bench/model_ablation.py", "--arch", args.arch]
+    parts += ["--ndim", args.ndim] if args.ndim != "2D" else []
+    parts += ["--design", *args.design] if args.design else []
+    for key, value in args.set:
+        parts += ["--set", key, value]
+    return " ".join(parts)  # the seeds are a column of the table (default 0 1 2)
+
+
+def save_row(path: Path, args: argparse.Namespace, variant: str, rows: list[dict]) -> None:
+    """Merge this row into the JSON file: one entry per (model, dims, design, setting), seeds merged by number."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    setting = " ".join(f"{k}={v}" for k, v in args.set)
+    key = " | ".join([f"{args.arch} {args.ndim}", variant, setting])
+    entry = results.setdefault(key, {"model": f"{args.arch} {args.ndim}", "design": variant, "setting": setting,
+                                     "seeds": {}})
+    entry["seeds"].update({str(r["seed"]): {"accuracy": round(r["accuracy"], 4), "cpu": round(r["cpu"], 1),
+                                            "wall": round(r["wall"], 1)} for r in rows})
+    entry["command"] = command_of(args)
+    entry["torch_threads"] = 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+
+
+BEGIN, END = "<!-- bench/model_ablation.py begin -->", "<!-- bench/model_ablation.py end -->"
+
+
+def render(results: dict) -> str:
+    """The markdown table of a --out file: mean and range over the seeds, mean CPU seconds, the command."""
+    lines = ["| model | design | setting | test accuracy, mean | range | CPU s (mean) | seeds | command |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for entry in results.values():
+        runs = [entry["seeds"][s] for s in sorted(entry["seeds"], key=int)]
+        accs = [r["accuracy"] for r in runs]
+        lines.append(f"| {entry['model']} | {entry['design']} | {entry['setting'] or '-'} | "
+                     f"{statistics.mean(accs):.3f} | {min(accs):.3f}-{max(accs):.3f} | "
+                     f"{statistics.mean(r['cpu'] for r in runs):.0f} | {','.join(sorted(entry['seeds'], key=int))} | "
+                     f"`{entry['command']}` |")
+    return "\n".join(lines)
+
+
+def render_file(path: Path, docs: Path | None) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import render_saved  # imported here: run.py loads every benchmark module
+
+    return render_saved(path, render, docs, BEGIN, END)
+
+
 def summary(args: argparse.Namespace, variant: str, rows: list[dict]) -> int:
     """The table row of docs/models.md: mean and range of the test accuracy, mean wall and CPU seconds."""
     accs = [r["accuracy"] for r in rows]
     setting = " ".join(f"{k}={v}" for k, v in args.set)
+    if args.out is not None:
+        save_row(args.out, args, variant, rows)
     print("| model | design | test accuracy mean | range | wall s | CPU s | seeds |")
     print(f"| {args.arch} {args.ndim} | {variant} {setting} | {statistics.mean(accs):.3f} | "
           f"{min(accs):.3f}-{max(accs):.3f} | {statistics.mean(r['wall'] for r in rows):.0f} | "

@@ -71,6 +71,18 @@ def replace_block(path: Path, block: str, begin: str = BEGIN, end: str = END) ->
     path.write_text(text)
 
 
+def render_saved(path: Path, render, docs: Path | None, begin: str, end: str) -> int:
+    """Print the markdown `render` makes of the results saved in JSON file `path`; with `docs`, write it there
+    between the markers (for the accuracy benchmarks, whose runs take too long for this script)."""
+    import json
+
+    text = render(json.loads(path.read_text()))
+    print(text)
+    if docs is not None:
+        replace_block(docs, text, begin, end)
+    return 0
+
+
 def ok(met: bool) -> str:
     return "yes" if met else "**no**"
 

@@ -131,3 +131,24 @@ def test_resuming_a_run_of_an_older_layout_explains_itself(run_biapy, small_digi
     del state["model_spec"]["layout"]  # as a run started before model layouts existed wrote it
     torch.save(state, last)
     check_user_error(run_config(run_biapy, tmp_path, cfg, "--resume"), "layout 1", "cannot be resumed")
+
+
+@pytest.mark.parametrize("ndim,spatial", [("2D", (32, 32)), ("3D", (8, 16, 16))])
+def test_simple_cnn_biapy_layout_is_biapys_network_ending_in_logits(monkeypatch, ndim, spatial):
+    """bench/model_ablation.py --arch simple_cnn --design layout=biapy builds BiaPy 3.7.1's simple_CNN: its
+    convolutions (3x3, 3x3, 5x5 with 32 then 64 filters, with bias), a dense head on the flattened map, and
+    no softmax; the default stays the compact layout."""
+    from dataclasses import replace
+
+    from biapy_cls.models import simple_cnn
+
+    spec = ModelSpec("simple_cnn", ndim, 1, 10, spatial)
+    assert isinstance(build_model(spec), simple_cnn.SimpleCNN)
+    monkeypatch.setattr(simple_cnn, "DESIGN", replace(simple_cnn.DESIGN, layout="biapy"))
+    net = build_model(spec)
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+    assert [(c.out_channels, c.kernel_size[0]) for c in convs] == [(32, 3), (32, 3), (32, 5), (64, 3), (64, 3), (64, 5)]
+    head = net.heads[-1]
+    assert isinstance(head, nn.Linear) and head.in_features == 64 * torch.tensor(spatial).div(4).prod().item()
+    out = net.eval()(torch.randn(3, 1, *spatial))
+    assert out.shape == (3, 10) and not torch.allclose(out.sum(1), torch.ones(3))  # logits, not probabilities
