@@ -219,7 +219,8 @@ def render(results: dict) -> str:
     """The markdown table of a --out file: mean and range over the seeds, mean CPU seconds, the command."""
     lines = ["| model | design | setting | test accuracy, mean | range | CPU s (mean) | seeds | command |",
              "|---|---|---|---:|---:|---:|---:|---|"]
-    for entry in results.values():
+    # each model's default first, then its variants: the ablation reads against the row above it
+    for entry in sorted(results.values(), key=lambda e: (e["model"], e["design"] != "default", e["setting"] != "")):
         runs = [entry["seeds"][s] for s in sorted(entry["seeds"], key=int)]
         accs = [r["accuracy"] for r in runs]
         lines.append(f"| {entry['model']} | {entry['design']} | {entry['setting'] or '-'} | "
