@@ -130,7 +130,9 @@ def design_for(spec: ModelSpec) -> Design:
     if spec.layout > LAYOUT:
         raise CheckpointError(f"This {spec.architecture} checkpoint has model layout {spec.layout}, newer than this "
                               f"biapy-cls knows ({LAYOUT}). Update biapy-cls to use it.")
-    return LEGACY if spec.layout == 1 else DESIGN
+    # The current layout is built with DESIGN (which bench/model_ablation.py changes); only older ones with
+    # their own frozen design. (`== 1` made every EfficientNet LEGACY while LAYOUT is 1: the ablation a no-op.)
+    return LEGACY if spec.layout < LAYOUT else DESIGN
 
 
 def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:

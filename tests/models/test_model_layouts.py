@@ -152,3 +152,16 @@ def test_simple_cnn_biapy_layout_is_biapys_network_ending_in_logits(monkeypatch,
     assert isinstance(head, nn.Linear) and head.in_features == 64 * torch.tensor(spatial).div(4).prod().item()
     out = net.eval()(torch.randn(3, 1, *spatial))
     assert out.shape == (3, 10) and not torch.allclose(out.sum(1), torch.ones(3))  # logits, not probabilities
+
+
+def test_efficientnet_is_built_with_the_current_design(monkeypatch):
+    """bench/model_ablation.py --arch efficientnet_b0 --design bn_momentum=0.01 changes the model it trains
+    (it was silently ignored while every EfficientNet was built with the layout-1 design)."""
+    from dataclasses import replace
+
+    from biapy_cls.models import efficientnet
+
+    monkeypatch.setattr(efficientnet, "DESIGN", replace(efficientnet.DESIGN, bn_momentum=0.01, first_to_keep="stem"))
+    net = build_model(ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32)))
+    assert {m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
+    assert net.conv_stem.stride == (1, 1)
