@@ -1,5 +1,6 @@
-"""MODEL.SOURCE torchvision end to end on the digits: a 2D resnet18 (1 channel adapted, random start, since
-no ImageNet weights exist offline) learns them, and the 3D video network r3d_18 runs on volumes."""
+"""MODEL.SOURCE torchvision end to end on volumes: the 3D video network r3d_18 runs on the 3D digits.
+The 2D resnet18's accuracy floor (issue 15: >= 0.95 from a random start) is in test_model_floors.py, under
+the settings bench/model_ablation.py measured it with."""
 
 from __future__ import annotations
 
@@ -18,25 +19,6 @@ def test_metrics(result_dir: Path, job: str) -> dict:
 
 
 test_metrics.__test__ = False  # a helper, not a test
-
-# 4 epochs from a random start: test accuracy 0.967 (validation 0.965 after 2 epochs, 0.979 after 4), about
-# 75 s per epoch with one thread on the loaded 2-core machine; the whole test stays well under a minute on a quiet one.
-EPOCHS_2D = 4
-
-
-def test_torchvision_resnet18_learns_digits(tmp_path, digits_dir, run_biapy):
-    cfg = digits_config(digits_dir, TRAIN={"ENABLE": True, "EPOCHS": EPOCHS_2D, "BATCH_SIZE": 32, "LR": 1e-3,
-                                           "PATIENCE": -1})
-    cfg["MODEL"] = {"SOURCE": "torchvision", "TORCHVISION_MODEL_NAME": "resnet18", "TORCHVISION_PRETRAINED": False}
-    code, out, err = run_biapy("--config", write_yaml(tmp_path / "c.yaml", cfg), "--result_dir", tmp_path,
-                               "--name", "r18")
-    assert code == 0, err
-    assert "Model: torchvision resnet18 (" in out and "normalisation: div" in out
-    # 0.95 is the issue's target; 4 epochs from a random start measured 0.947-0.967 across thread counts and
-    # runs, so the CPU-budget floor here is 0.93 (more epochs reach 0.95 reliably but double the test's time).
-    assert test_metrics(tmp_path, "r18")["accuracy"] >= 0.93
-    report = (tmp_path / "r18" / "results" / "r18_1" / "report.html").read_text()
-    assert "resnet18 (torchvision, random start)" in report
 
 
 def test_torchvision_r3d_18_runs_on_volumes(tmp_path_factory, tmp_path, run_biapy):
