@@ -23,8 +23,9 @@ from biapy_cls.data.discover import (
 )
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
 from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
+from biapy_cls.data.memory import InMemorySplit, check_memory
 from biapy_cls.data.preprocess import Preprocessing
-from biapy_cls.data.survey import check_channels, check_memory, inferred_patch, survey
+from biapy_cls.data.survey import check_channels, inferred_patch, survey
 from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
@@ -139,10 +140,42 @@ def plan_training_data(cfg: CN) -> DataPlan:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
     plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
-    if cfg.DATA.TRAIN.IN_MEMORY:
-        n = len(plan.train) + (len(plan.val) if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN else 0)
-        check_memory(n, plan.spec.shape, "DATA.TRAIN.PATH", "DATA.TRAIN.IN_MEMORY")
+    check_memory(training_in_memory(cfg, plan), plan.spec.shape, size_source(cfg, plan))
     return plan
+
+
+def size_source(cfg: CN, plan: DataPlan) -> str:
+    """Where the size images are stored at comes from, for the memory message."""
+    size = (*plan.spec.spatial, plan.spec.channels)
+    if not cfg.TRAIN.ENABLE:
+        return f"the model's image size {size}"
+    return f"DATA.PATCH_SIZE {size}" + ("" if cfg.DATA.PATCH_SIZE else " (inferred from the training images)")
+
+
+def training_in_memory(cfg: CN, plan: DataPlan) -> list[InMemorySplit]:
+    """The splits held in memory at the same time while training: training and validation images."""
+    splits = []
+    if cfg.DATA.TRAIN.IN_MEMORY:
+        splits.append(InMemorySplit("training", len(plan.train), f"DATA.TRAIN.PATH ('{plan.train.root}')",
+                                    "DATA.TRAIN.IN_MEMORY"))
+    if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN and cfg.DATA.TRAIN.IN_MEMORY:
+        splits.append(InMemorySplit("validation", len(plan.val), "DATA.TRAIN.PATH (DATA.VAL.FROM_TRAIN)",
+                                    "DATA.TRAIN.IN_MEMORY"))
+    elif plan.val is not None and not cfg.DATA.VAL.FROM_TRAIN and cfg.DATA.VAL.IN_MEMORY:
+        splits.append(InMemorySplit("validation", len(plan.val), f"DATA.VAL.PATH ('{plan.val.root}')",
+                                    "DATA.VAL.IN_MEMORY"))
+    return splits
+
+
+def check_test_memory(cfg: CN, plan: DataPlan) -> None:
+    """The test images, loaded after training's arrays are gone: checked on their own."""
+    if not cfg.DATA.TEST.IN_MEMORY:
+        return
+    source = ("the validation images (DATA.TEST.USE_VAL_AS_TEST)" if cfg.DATA.TEST.USE_VAL_AS_TEST
+              else f"DATA.TEST.PATH ('{plan.test.root}')")
+    split = InMemorySplit("test", len(plan.test), source, "DATA.TEST.IN_MEMORY")
+    check_memory([split], plan.spec.shape, size_source(cfg, plan),
+                 "a smaller DATA.PATCH_SIZE" if cfg.TRAIN.ENABLE else None)
 
 
 def check_against_data(cfg: CN, class_names: list[str], val: SampleList | None) -> None:
@@ -190,6 +223,7 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
         ) from None
     if not cfg.DATA.TEST.USE_VAL_AS_TEST:  # validation images were filtered as such
         plan.test = plan.filter(cfg, "TEST", plan.test)
+    check_test_memory(cfg, plan)
     return plan
 
 

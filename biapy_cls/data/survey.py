@@ -9,8 +9,6 @@ grey+alpha in one folder) are reported in one message with the setting that acce
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -77,26 +75,3 @@ def inferred_patch(shapes: dict[Path, tuple[int, ...]], where: str) -> tuple[int
         log.warning(f"The training images differ in size (in a sample of {len(shapes)}: {size} x{n}, {others}); "
                     f"every image is resized to the most common size, {size}. Set DATA.PATCH_SIZE to choose it.")
     return size
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for this process (Linux and macOS), or None when unknown."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory(n_images: int, shape: tuple[int, ...], key: str, in_memory_key: str,
-                 available: int | None = None) -> None:
-    """Refuse IN_MEMORY loading that cannot fit, before anything is decoded: every image is stored at the
-    patch size, at least one byte per value (uint8)."""
-    need = n_images * math.prod(shape)
-    free = available_memory() if available is None else available
-    if free is None or need <= 0.8 * free:
-        return
-    raise DataError(
-        f"{in_memory_key} is True, but {n_images} images of {key} at DATA.PATCH_SIZE {(*shape[1:], shape[0])} need at "
-        f"least {need / 1e9:.1f} GB of memory (one byte per value), and {free / 1e9:.1f} GB are free. Use a smaller "
-        f"DATA.PATCH_SIZE, or set {in_memory_key} False to read the images from disk as needed."
-    )
