@@ -285,6 +285,10 @@ class BiaPy:
         runtime = self.runtime
         log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
                  + f", {torch.get_num_threads()} CPU thread(s) per process")
+        from biapy_cls.config.settings import workers_capped
+
+        if workers_capped(self.cfg):
+            log.warning(workers_capped(self.cfg))
 
     # ------------------------------------------------------------------ the phases
     def train(self) -> TrainResult:

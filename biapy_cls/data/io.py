@@ -77,16 +77,29 @@ def read_file(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - every decoder has its own exception types
-        raise DataError(
-            f"Cannot read the image '{path}': {type(err).__name__}: {err}. The file is corrupt, truncated "
-            "or not an image: replace or remove it."
-        ) from err
+        raise DataError(f"Cannot read the image '{path}': {what_is_wrong(path, err)} replace or remove it.") from err
     arr = np.asarray(arr)
     if arr.dtype == object or arr.size == 0:
         raise DataError(f"The file '{path}' holds no pixel data (shape {arr.shape}, dtype {arr.dtype}): remove it.")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"The image '{path}' has complex values ({arr.dtype}); convert it to a real-valued image.")
     return arr
+
+
+def what_is_wrong(path: Path, err: Exception) -> str:
+    """The decoder's complaint, or what the file plainly is when that says more (an empty file, a text file)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(64)
+    except OSError:
+        head = None
+    if head == b"":
+        return "it is an empty file (0 bytes), e.g. a copy or download that did not finish:"
+    if head and head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the image itself: fetch the images with 'git lfs pull', or"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"it is a text file, not an image (it starts with {head[:40].decode()!r}):"
+    return f"{type(err).__name__}: {err}. The file is corrupt, truncated or not an image:"
 
 
 def check_array(arr, name: Path) -> np.ndarray:

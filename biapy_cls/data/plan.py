@@ -139,6 +139,9 @@ def plan_training_data(cfg: CN) -> DataPlan:
     else:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
+    if val is not None and not cfg.DATA.VAL.FROM_TRAIN:
+        warn_overlap(val, "validation", "DATA.VAL.PATH", train.paths, "training images (DATA.TRAIN.PATH)",
+                     "choose the best epoch")
     plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
     check_memory(training_in_memory(cfg, plan), plan.spec.shape, size_source(cfg, plan))
     return plan
@@ -176,6 +179,21 @@ def check_test_memory(cfg: CN, plan: DataPlan) -> None:
     split = InMemorySplit("test", len(plan.test), source, "DATA.TEST.IN_MEMORY")
     check_memory([split], plan.spec.shape, size_source(cfg, plan),
                  "a smaller DATA.PATCH_SIZE" if cfg.TRAIN.ENABLE else None)
+
+
+def warn_overlap(samples: SampleList, label: str, key: str, seen_paths: list, seen_as: str, purpose: str) -> None:
+    """Say loudly when validation or test images are training images (the same folder given twice, or
+    files reached through links): a result measured on them only shows how well the model memorised."""
+    import os
+
+    seen = {os.path.realpath(p) for p in seen_paths}
+    shared = [p for p in samples.paths if os.path.realpath(p) in seen]
+    if shared:
+        log.warning(
+            f"{len(shared)} of the {len(samples)} {label} images of {key} ('{samples.root}') are also {seen_as}, "
+            f"e.g. '{shared[0].name}': images used to {purpose} must be new to the model, or the {label} result "
+            f"only shows how well it memorised them. Give {key} a folder of other images."
+        )
 
 
 def check_against_data(cfg: CN, class_names: list[str], val: SampleList | None) -> None:
@@ -223,6 +241,10 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
         ) from None
     if not cfg.DATA.TEST.USE_VAL_AS_TEST:  # validation images were filtered as such
         plan.test = plan.filter(cfg, "TEST", plan.test)
+        if plan.train is not None:  # validation images chose the best epoch: not new either
+            seen = plan.train.paths + (plan.val.paths if plan.val is not None else [])
+            warn_overlap(plan.test, "test", "DATA.TEST.PATH", seen, "training or validation images of this run",
+                         "measure the model")
     check_test_memory(cfg, plan)
     return plan
 
