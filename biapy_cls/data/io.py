@@ -87,7 +87,14 @@ def read_file(path: Path) -> np.ndarray:
 
 
 def what_is_wrong(path: Path, err: Exception) -> str:
-    """The decoder's complaint, or what the file plainly is when that says more (an empty file, a text file)."""
+    """The decoder's complaint, or what the file plainly is when that says more (an empty file, a text file,
+    an image larger than Pillow decodes: not corrupt, and worth saying so)."""
+    from PIL import Image
+
+    if isinstance(err, Image.DecompressionBombError):
+        return (f"its header declares a huge image ({err}), which Pillow refuses to decode (it may be a "
+                "'decompression bomb', a small file that expands to gigabytes). If it is a real image, crop or "
+                "downscale it to the size you classify at (e.g. tiles saved as TIFF); otherwise")
     try:
         with path.open("rb") as file:
             head = file.read(64)
@@ -112,17 +119,42 @@ def check_array(arr, name: Path) -> np.ndarray:
     return arr
 
 
+# EXIF orientation -> the transposition that shows the image as viewers do (Pillow's ImageOps.exif_transpose).
+# Values of Image.Transpose: 0 FLIP_LEFT_RIGHT, 1 FLIP_TOP_BOTTOM, 2 ROTATE_90, 3 ROTATE_180, 4 ROTATE_270,
+# 5 TRANSPOSE, 6 TRANSVERSE.
+ROTATIONS = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}
+
+
 def _read_with_pillow(path: Path) -> np.ndarray:
     """PNG/JPEG/BMP through Pillow directly: 3x faster per small image than imageio.v3.imread, whose plugin
-    lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16."""
+    lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16;
+    an EXIF orientation is applied, so the pixels are oriented as every image viewer shows them."""
     from PIL import Image
 
     with Image.open(path) as image:
+        orientation = image.getexif().get(0x0112, 1)  # an EXIF orientation, as camera photos carry
         if image.mode == "P":
-            image = image.convert(image.palette.mode)
+            # A palette of greys only (ImageJ's indexed 8-bit, an inverted LUT) is a grey image: read as the
+            # greys shown, one channel, not as RGB, which made a grey data set "mix channel counts".
+            image = image.convert("L" if _grey_palette(image) else image.palette.mode)
         elif image.format == "PNG" and image.mode == "I":
             image = image.convert("I;16")
+        elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # print/video colour spaces: 4 "channels" of CMYK
+            image = image.convert("RGB")  # are not RGB + alpha; read the colours as shown
+        if orientation in ROTATIONS:
+            image = image.transpose(ROTATIONS[orientation])
         return np.asarray(image)
+
+
+def _grey_palette(image) -> bool:
+    """Whether every colour a palette image uses is a grey (r == g == b) and none is transparent."""
+    if "transparency" in image.info:
+        return False
+    palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    used = np.unique(np.asarray(image))
+    used = used[used < len(palette)]
+    colours = palette[used]
+    return len(colours) > 0 and bool((colours == colours[:, :1]).all())
 
 
 def _squeeze_leading(arr: np.ndarray, target_ndim: int) -> np.ndarray:
@@ -177,21 +209,42 @@ def to_channels_last(arr: np.ndarray, ndim: str, channels: int, path: Path) -> n
     )
 
 
+# Formats whose second (grey+alpha) or fourth (RGBA) channel is transparency. In TIFF, .npy and NIfTI files
+# every channel is image data (2- and 4-channel microscopy): dropping one as "alpha" lost a channel silently.
+ALPHA_FORMATS = (".png", ".bmp", ".gif", ".webp")
+
+
+def has_alpha_format(path: Path | None) -> bool:
+    return path is not None and str(path).lower().endswith(ALPHA_FORMATS)
+
+
+def accepts_channels(have: int, channels: int, force_rgb: bool, path: Path | None) -> bool:
+    """Whether `fit_channels` turns an image of `have` channels (of the file `path`) into `channels`."""
+    alpha = has_alpha_format(path)
+    return (have == channels or (have == 1 and channels == 3 and force_rgb)
+            or (alpha and ((have == 4 and channels == 3) or (have == 2 and channels == 1)
+                           or (have == 2 and channels == 3 and force_rgb))))
+
+
 def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) -> np.ndarray:
-    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB."""
+    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB (PNG/BMP only)."""
     have = arr.shape[-1]
     if have == channels:
         return arr
+    alpha = has_alpha_format(path)
     if have == 1 and channels == 3 and force_rgb:
         return np.repeat(arr, 3, axis=-1)
-    if have == 4 and channels == 3:
+    if have == 4 and channels == 3 and alpha:
         return arr[..., :3]  # RGBA PNGs: the alpha channel carries no image content
-    if have == 2 and channels == 1:  # grey + alpha
+    if have == 2 and channels == 1 and alpha:  # grey + alpha
         return arr[..., :1]
-    if have == 2 and channels == 3 and force_rgb:  # grey + alpha -> RGB, as FORCE_RGB does for grey
+    if have == 2 and channels == 3 and force_rgb and alpha:  # grey + alpha -> RGB, as FORCE_RGB does for grey
         return np.repeat(arr[..., :1], 3, axis=-1)
     hint = (" or set DATA.FORCE_RGB True to turn grey (and grey+alpha) images into RGB"
-            if have in (1, 2) and channels == 3 else "")
+            if (have == 1 or (have == 2 and alpha)) and channels == 3 else "")
+    if have in (2, 4) and not alpha:
+        hint += (f" (in a {Path(str(path)).suffix or 'array'} image every channel is image data: none is dropped "
+                 "as transparency)")
     raise ChannelMismatch(
         f"'{path}' has {have} channel(s) but DATA.PATCH_SIZE asks for {channels}. Set the last value of "
         f"DATA.PATCH_SIZE to {have}{hint}.", path, have, channels

@@ -22,7 +22,7 @@ from biapy_cls.data.discover import (
     stratified_split,
 )
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
-from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
+from biapy_cls.data.io import ChannelMismatch, has_alpha_format, read_image, require_readers
 from biapy_cls.data.memory import InMemorySplit, check_memory
 from biapy_cls.data.preprocess import Preprocessing
 from biapy_cls.data.survey import check_channels, inferred_patch, survey
@@ -88,9 +88,12 @@ def infer_spec(cfg: CN, samples: SampleList) -> ImageSpec:
     if not patch:
         first = samples.paths[0]
         channels = Counter(s[-1] for s in shapes.values()).most_common(1)[0][0]
-        if cfg.DATA.FORCE_RGB and channels in (1, 2, 4):
+        # grey+alpha / RGBA PNGs: the alpha channel carries no image content. In TIFF or .npy files a 2nd
+        # or 4th channel is image data (2- and 4-channel microscopy), so it is kept.
+        alpha = all(has_alpha_format(p) for p, s in shapes.items() if s[-1] == channels)
+        if cfg.DATA.FORCE_RGB and (channels == 1 or (channels in (2, 4) and alpha)):
             channels = 3
-        elif channels in (2, 4):  # grey+alpha / RGBA: the alpha channel carries no image content
+        elif channels in (2, 4) and alpha:
             channels -= 1
         check_channels(shapes, channels, cfg.DATA.FORCE_RGB, where)
         patch = (*inferred_patch(shapes, where), channels)
@@ -227,13 +230,18 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
     try:
         check_first_image(plan.test, plan.spec)
     except ChannelMismatch as err:
-        if cfg.TRAIN.ENABLE:
-            raise
-        # A test-only run: the checkpoint fixes the channels and DATA.PATCH_SIZE is not used.
+        # The model's channels are fixed (by the training images or the checkpoint): the test images must
+        # follow them; changing DATA.PATCH_SIZE (the generic advice) would not fit the training images.
         names = {1: "grey", 3: "RGB"}
         want = f"{err.channels} channel(s)" + (f" ({names[err.channels]})" if err.channels in names else "")
         how = {1: "convert them to grey (e.g. Pillow: Image.open(f).convert('L').save(f))",
                3: "convert them to RGB, or set DATA.FORCE_RGB True if they are grey"}.get(err.channels, "convert them")
+        if cfg.TRAIN.ENABLE:
+            raise DataError(
+                f"The training images have {want}, but the test image '{err.path}' has {err.have}: test images "
+                f"must have the channels of the training images, so {how}, or use test images like the training "
+                "ones."
+            ) from None
         raise DataError(
             f"The checkpoint was trained on images with {want}, but the test image '{err.path}' has {err.have}. "
             f"DATA.PATCH_SIZE is not used in a test-only run (the checkpoint fixes size and channels): {how}, or "

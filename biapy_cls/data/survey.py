@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biapy_cls.data.io import read_file, standard_dtype, to_channels_last
+from biapy_cls.data.io import accepts_channels, has_alpha_format, read_file, standard_dtype, to_channels_last
 from biapy_cls.errors import DataError
 
 log = logging.getLogger("biapy_cls")
@@ -41,14 +41,15 @@ def survey(paths: list[Path], ndim: str, channels_hint: int) -> dict[Path, tuple
 def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb: bool, where: str) -> None:
     """One message for a folder that mixes channel counts that DATA.PATCH_SIZE's count does not all accept."""
     counts = Counter(shape[-1] for shape in shapes.values())
-    accepted = {channels} | ({1, 2, 4} if channels == 3 and force_rgb else set()) | ({4} if channels == 3 else set()) \
-        | ({2} if channels == 1 else set())
-    if len(counts) < 2 or set(counts) <= accepted:
+    if len(counts) < 2 or all(accepts_channels(s[-1], channels, force_rgb, p) for p, s in shapes.items()):
         return
     mix = ", ".join(f"{n} {CHANNEL_NAMES.get(c, f'{c}-channel')}" for c, n in sorted(counts.items()))
     example = {c: next(p.name for p, s in shapes.items() if s[-1] == c) for c in counts}
     examples = ", ".join(f"'{name}' ({CHANNEL_NAMES.get(c, c)})" for c, name in sorted(example.items()))
-    if max(counts) <= 4:
+    if any(s[-1] in (2, 4) and not has_alpha_format(p) for p, s in shapes.items()):
+        fix = ("convert the images to one channel count (in TIFF and .npy files every channel is image data, so "
+               "none is dropped as transparency)")
+    elif max(counts) <= 4:
         fix = ("set DATA.FORCE_RGB True and the last value of DATA.PATCH_SIZE to 3: grey and grey+alpha images are "
                "then made RGB and the alpha channel of RGBA images is dropped")
     else:

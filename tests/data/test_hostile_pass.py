@@ -86,3 +86,132 @@ def test_an_unreadable_image_says_what_the_file_is(tmp_path, content, words):
     message = str(err.value)
     assert message.startswith(f"Cannot read the image '{path}': ") and words in message
     assert message.endswith("replace or remove it.")
+
+
+def test_a_png_declaring_billions_of_pixels_is_named_as_such(tmp_path):
+    """A PNG header of 60000 x 60000 pixels: not corrupt, too large; said before any decoding."""
+    import struct
+    import zlib
+
+    from biapy_cls.data.io import read_file
+    from biapy_cls.errors import DataError
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError) as err:
+        read_file(path)
+    message = str(err.value)
+    assert "its header declares a huge image" in message and "3600000000 pixels" in message
+    assert "crop or downscale it" in message and "corrupt" not in message
+
+
+def test_a_grey_palette_png_is_a_grey_image(tmp_path):
+    """ImageJ saves 8-bit images with a LUT as palette PNGs; an inverted grey LUT (index i shows 255 - i) is read
+    as the greys shown, one channel (it was RGB: a grey data set then "mixed channel counts")."""
+    from biapy_cls.data.io import read_file
+
+    index = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    image = Image.fromarray(index).convert("P")
+    image.putpalette([255 - i for i in range(256) for _ in range(3)])
+    image.save(tmp_path / "grey.png")
+    arr = read_file(tmp_path / "grey.png")
+    assert arr.shape == (16, 16) and np.array_equal(arr, 255 - index)
+    image.putpalette([v for i in range(256) for v in (i, 0, 255 - i)])  # a colour LUT stays RGB, as shown
+    image.save(tmp_path / "colour.png")
+    arr = read_file(tmp_path / "colour.png")
+    assert arr.shape == (16, 16, 3) and np.array_equal(arr[..., 0], index) and np.array_equal(arr[..., 2], 255 - index)
+
+
+def test_colour_test_images_of_a_grey_training_set_are_not_told_to_change_patch_size(tree):
+    """The generic advice ("set the last value of DATA.PATCH_SIZE to 3") would break the grey training images."""
+    from biapy_cls.errors import DataError
+
+    for cls in ("a", "b"):
+        for k in range(4):
+            Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tree / "other" / cls / f"{k}.png")
+    cfg = _cfg(tree)
+    with pytest.raises(DataError) as err:
+        plan_test_data(cfg, plan_training_data(cfg))
+    message = str(err.value)
+    assert message.startswith("The training images have 1 channel(s) (grey), but the test image '")
+    assert "has 3: test images must have the channels of the training images, so convert them to grey" in message
+    assert "PATCH_SIZE" not in message
+
+
+def test_an_exif_rotated_jpeg_is_read_as_viewers_show_it(tmp_path):
+    """A camera JPEG stored landscape (16 x 24) with EXIF orientation 6 is shown portrait (24 x 16), the bright
+    stripe at the top; it was read as stored, rotated against what the analyst sees and labels."""
+    from biapy_cls.data.io import read_file
+
+    stored = np.zeros((16, 24), np.uint8)
+    stored[:, :4] = 255  # left stripe as stored; orientation 6 = rotate 90 degrees clockwise to view
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "photo.jpg", exif=exif, quality=100)
+    arr = read_file(tmp_path / "photo.jpg")
+    assert arr.shape == (24, 16)
+    assert arr[:4].mean() > 200 and arr[8:].mean() < 50
+
+
+def _two_channel_tree(tmp_path, suffix):
+    """Two classes that differ only in the second channel of (16, 16, 2) images (2-channel microscopy)."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for cls in (0, 1):
+        for k in range(4):
+            arr = (rng.random((16, 16, 2)) * 100).astype(np.uint8)
+            arr[..., 1] += 100 * cls
+            path = tmp_path / "train" / f"c{cls}" / f"{k}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, arr) if suffix == ".npy" else tifffile.imwrite(path, arr)
+    return tmp_path
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_a_second_channel_of_microscopy_data_is_never_dropped_as_alpha(tmp_path, suffix):
+    """It was taken as grey+alpha: PATCH_SIZE () trained on the first channel alone (the class was in the second),
+    and PATCH_SIZE (16, 16, 1) dropped the second channel silently."""
+    from biapy_cls.data.dataset import build_dataset
+    from biapy_cls.errors import DataError
+
+    data = _two_channel_tree(tmp_path, suffix)
+    cfg = _cfg(data, PATCH_SIZE="()")
+    plan = plan_training_data(cfg)
+    assert plan.spec.channels == 2
+    images = build_dataset(plan.train, plan.spec, True, "t").images
+    assert images.shape[1] == 2 and images[:, 1].max() >= 100
+    with pytest.raises(DataError) as err:
+        plan_training_data(_cfg(data, PATCH_SIZE="(16, 16, 1)"))
+    message = " ".join(str(err.value).split())
+    assert "has 2 channel(s) but DATA.PATCH_SIZE asks for 1. Set the last value of DATA.PATCH_SIZE to 2" in message
+    assert f"(in a {suffix} image every channel is image data: none is dropped as transparency)" in message
+
+
+def test_a_4_channel_tiff_is_not_rgba_but_an_rgba_png_still_is(tmp_path):
+    import tifffile
+
+    from biapy_cls.data.io import read_image
+    from biapy_cls.errors import DataError
+
+    arr = np.arange(16 * 16 * 4, dtype=np.uint16).reshape(16, 16, 4)
+    tifffile.imwrite(tmp_path / "four.tif", arr)
+    with pytest.raises(DataError, match="has 4 channel\\(s\\) but DATA.PATCH_SIZE asks for 3"):
+        read_image(tmp_path / "four.tif", "2D", 3, False)
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png", "2D", 3, False).shape == (16, 16, 3)
+
+
+def test_a_cmyk_jpeg_is_read_as_its_rgb_colours(tmp_path):
+    """A CMYK JPEG (print workflows) came out as 4 channels called RGBA: cyan, magenta, yellow as R, G, B."""
+    from biapy_cls.data.io import read_file
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).convert("CMYK").save(tmp_path / "red.jpg", quality=100)
+    arr = read_file(tmp_path / "red.jpg")
+    assert arr.shape == (16, 16, 3)
+    assert arr[..., 0].mean() > 230 and arr[..., 1].mean() < 25 and arr[..., 2].mean() < 25
