@@ -95,6 +95,9 @@ def what_is_wrong(path: Path, err: Exception) -> str:
         return (f"its header declares a huge image ({err}), which Pillow refuses to decode (it may be a "
                 "'decompression bomb', a small file that expands to gigabytes). If it is a real image, crop or "
                 "downscale it to the size you classify at (e.g. tiles saved as TIFF); otherwise")
+    if "allow_pickle" in str(err):
+        return ("it holds Python objects (a pickled array), which are never loaded since unpickling can run code: "
+                "save the pixels as a numeric array (np.save(f, np.asarray(pixels, dtype=np.float32))), or")
     try:
         with path.open("rb") as file:
             head = file.read(64)
@@ -296,6 +299,13 @@ def standard_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
                             f"the image's finite minimum ({low:g}; +inf by the maximum, {high:g}). Fix the file to "
                             "silence this warning.")
             arr = np.nan_to_num(arr, nan=low, posinf=high, neginf=low)
+        peak = float(np.abs(arr).max())
+        if peak > float(np.finfo(np.float32).max):  # stored and computed as float32: these would become infinite
+            raise DataError(
+                f"The image '{path}' holds values up to {peak:.3g}, beyond what 32-bit floats hold (3.4e38), which "
+                "the images are computed in: they would become infinite and the loss NaN. Rescale the file's values "
+                "(e.g. divide by their maximum) or remove it."
+            )
     return arr
 
 

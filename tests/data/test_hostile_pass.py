@@ -76,6 +76,7 @@ def test_separate_folders_say_nothing(tree, caplog):
     (b"\x89PNG\r\n\x1a\n\x00\x00garbage", "The file is corrupt, truncated or not an image"),
 ])
 def test_an_unreadable_image_says_what_the_file_is(tmp_path, content, words):
+    """Each was "corrupt, truncated or not an image", which sent the analyst looking for damage."""
     from biapy_cls.data.io import read_file
     from biapy_cls.errors import DataError
 
@@ -215,3 +216,24 @@ def test_a_cmyk_jpeg_is_read_as_its_rgb_colours(tmp_path):
     arr = read_file(tmp_path / "red.jpg")
     assert arr.shape == (16, 16, 3)
     assert arr[..., 0].mean() > 230 and arr[..., 1].mean() < 25 and arr[..., 2].mean() < 25
+
+
+def test_a_pickled_npy_says_it_holds_python_objects(tmp_path):
+    from biapy_cls.data.io import read_file
+    from biapy_cls.errors import DataError
+
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="it holds Python objects \\(a pickled array\\), which are never loaded"):
+        read_file(tmp_path / "o.npy")
+
+
+def test_float64_values_beyond_float32_are_refused_by_name(tmp_path):
+    """1e300 in a float64 .npy became inf in float32 storage: a NaN loss blamed on the learning rate."""
+    from biapy_cls.data.io import read_image
+    from biapy_cls.errors import DataError
+
+    np.save(tmp_path / "far.npy", np.full((16, 16), 1e300))
+    with pytest.raises(DataError, match="far.npy' holds values up to 1e\\+300, beyond what 32-bit floats hold"):
+        read_image(tmp_path / "far.npy", "2D", 1, False)
+    np.save(tmp_path / "near.npy", np.full((16, 16), 1e30))  # large but representable: read as it is
+    assert read_image(tmp_path / "near.npy", "2D", 1, False).max() == 1e30
