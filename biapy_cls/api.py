@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from biapy_cls import __version__
-from biapy_cls.api_config import GpuArg, build_config, normalize_gpu, read_config_source
+from biapy_cls.api_config import (
+    GpuArg,
+    build_config,
+    check_config_path,
+    check_run_id,
+    normalize_gpu,
+    read_config_source,
+)
 from biapy_cls.api_results import Predictions, TestResult, TrainResult
 from biapy_cls.errors import ConfigError, TrainingInterrupted, UserError
 
@@ -76,7 +83,7 @@ class BiaPy:
         if self.save_files and not has_dir:
             raise UserError("save_files=True needs a result_dir to write results, checkpoints and logs: "
                             "give result_dir=..., or leave save_files out.")
-        self.name, self.run_id, self.gpu = name, run_id, normalize_gpu(gpu)
+        self.name, self.run_id, self.gpu = name, check_run_id(run_id), normalize_gpu(gpu)
         from types import SimpleNamespace
 
         from biapy_cls.workflow import command_line
@@ -85,6 +92,8 @@ class BiaPy:
         # What the run's helpers read of the command line (cross-validation, the --resume hint).
         self._args = SimpleNamespace(argv=list(argv or []), resume=resume, overwrite=overwrite)
         self._command = command_line(self._args) if argv is not None else None
+        if argv is None:  # Python, not the command line
+            check_config_path(config, result_dir)
         source = read_config_source(config, name)
         self._predict_only = source.from_checkpoint is not None
         base = result_dir if has_dir else Path(tempfile.gettempdir()) / "biapy_cls_ephemeral"  # never written
