@@ -146,7 +146,7 @@ def _read_with_pillow(path: Path) -> np.ndarray:
             image = image.convert("RGB")  # are not RGB + alpha; read the colours as shown
         if orientation in ROTATIONS:
             image = image.transpose(ROTATIONS[orientation])
-        return np.asarray(image)
+        return np.array(image)  # a writable copy: torch warns about wrapping read-only arrays (lazy loading)
 
 
 def _grey_palette(image) -> bool:

@@ -237,3 +237,12 @@ def test_float64_values_beyond_float32_are_refused_by_name(tmp_path):
         read_image(tmp_path / "far.npy", "2D", 1, False)
     np.save(tmp_path / "near.npy", np.full((16, 16), 1e30))  # large but representable: read as it is
     assert read_image(tmp_path / "near.npy", "2D", 1, False).max() == 1e30
+
+
+def test_lazily_read_pngs_are_writable_arrays(tmp_path):
+    """Hostile pass: every lazy-loading run printed torch's "The given NumPy array is not writable" warning (Pillow
+    hands out read-only arrays), which reads like a fault."""
+    from biapy_cls.data.io import read_file
+
+    _png(tmp_path / "a.png")
+    assert read_file(tmp_path / "a.png").flags.writeable
