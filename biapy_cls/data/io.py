@@ -229,12 +229,13 @@ def accepts_channels(have: int, channels: int, force_rgb: bool, path: Path | Non
                            or (have == 2 and channels == 3 and force_rgb))))
 
 
-def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) -> np.ndarray:
-    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB (PNG/BMP only)."""
+def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path, alpha: bool | None = None) -> np.ndarray:
+    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB (PNG/BMP only,
+    or `alpha` True: an array given to predict(), most often a PNG read by the caller)."""
     have = arr.shape[-1]
     if have == channels:
         return arr
-    alpha = has_alpha_format(path)
+    alpha = has_alpha_format(path) if alpha is None else alpha
     if have == 1 and channels == 3 and force_rgb:
         return np.repeat(arr, 3, axis=-1)
     if have == 4 and channels == 3 and alpha:
@@ -315,4 +316,4 @@ def read_image(path: Path, ndim: str, channels: int, force_rgb: bool, array: np.
     only names it in errors."""
     arr = standard_dtype(read_file(path) if array is None else check_array(array, path), path)
     arr = to_channels_last(arr, ndim, channels, path)
-    return fit_channels(arr, channels, force_rgb, path)
+    return fit_channels(arr, channels, force_rgb, path, alpha=True if array is not None else None)
