@@ -24,6 +24,7 @@ from biapy_cls.data.plan import (
     DataPlan,
     plan_test_data,
     plan_training_data,
+    warn_trained_on,
 )
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
@@ -101,6 +102,8 @@ def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan,
         plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
+        if checkpoint is not None and not cfg.TRAIN.ENABLE:  # "test later": on the images it was trained on?
+            warn_trained_on(plan.test, checkpoint.get("config"))
     return plan, checkpoint
 
 

@@ -25,7 +25,7 @@ from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, su
 from biapy_cls.data.io import ChannelMismatch, has_alpha_format, read_image, require_readers
 from biapy_cls.data.memory import InMemorySplit, check_memory
 from biapy_cls.data.preprocess import Preprocessing
-from biapy_cls.data.survey import check_channels, inferred_patch, survey
+from biapy_cls.data.survey import check_channels, inferred_patch, survey, warn_unscaled_floats
 from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
@@ -84,7 +84,10 @@ def infer_spec(cfg: CN, samples: SampleList) -> ImageSpec:
     ndim = cfg.PROBLEM.NDIM
     patch = tuple(cfg.DATA.PATCH_SIZE)
     where = f"DATA.TRAIN.PATH ('{samples.root}')"
-    shapes = survey(samples.paths, ndim, patch[-1] if patch else (3 if cfg.DATA.FORCE_RGB else 1))
+    float_peaks: dict = {}
+    shapes = survey(samples.paths, ndim, patch[-1] if patch else (3 if cfg.DATA.FORCE_RGB else 1), float_peaks)
+    if cfg.DATA.NORMALIZATION.TYPE == "div":
+        warn_unscaled_floats(float_peaks, where)
     if not patch:
         first = samples.paths[0]
         channels = Counter(s[-1] for s in shapes.values()).most_common(1)[0][0]
@@ -196,6 +199,24 @@ def warn_overlap(samples: SampleList, label: str, key: str, seen_paths: list, se
             f"{len(shared)} of the {len(samples)} {label} images of {key} ('{samples.root}') are also {seen_as}, "
             f"e.g. '{shared[0].name}': images used to {purpose} must be new to the model, or the {label} result "
             f"only shows how well it memorised them. Give {key} a folder of other images."
+        )
+
+
+def warn_trained_on(test: SampleList, checkpoint_config: str | None) -> None:
+    """A test-only run on images under the folders the checkpoint was trained (or validated) on: said loudly."""
+    import os
+
+    import yaml
+
+    data = (yaml.safe_load(checkpoint_config or "") or {}).get("DATA", {})
+    folders = [data.get(split, {}).get("PATH", "") for split in ("TRAIN", "VAL")]
+    roots = [os.path.join(os.path.realpath(f), "") for f in folders if f and os.path.isdir(f)]
+    shared = [p for p in test.paths if any(os.path.realpath(p).startswith(root) for root in roots)]
+    if shared:
+        log.warning(
+            f"{len(shared)} of the {len(test)} test images of DATA.TEST.PATH ('{test.root}') lie in the folders the "
+            f"checkpoint was trained on ({', '.join(f for f in folders if f)}), e.g. '{shared[0].name}': the test "
+            "result only shows how well the model memorised them. Give DATA.TEST.PATH a folder of other images."
         )
 
 

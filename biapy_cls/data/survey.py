@@ -29,13 +29,35 @@ def sample_paths(paths: list[Path], n: int = SAMPLE) -> list[Path]:
     return [paths[i] for i in idx]
 
 
-def survey(paths: list[Path], ndim: str, channels_hint: int) -> dict[Path, tuple[int, ...]]:
-    """File -> its (spatial..., channels) shape, for a spread sample of `paths`."""
+def survey(paths: list[Path], ndim: str, channels_hint: int,
+           float_peaks: dict[Path, float] | None = None) -> dict[Path, tuple[int, ...]]:
+    """File -> its (spatial..., channels) shape, for a spread sample of `paths`; `float_peaks`, when given,
+    receives the largest absolute value of each floating-point image of the sample."""
     shapes = {}
     for path in sample_paths(paths):
         arr = to_channels_last(standard_dtype(read_file(path), path), ndim, channels_hint, path)
         shapes[path] = arr.shape
+        if float_peaks is not None and np.issubdtype(arr.dtype, np.floating):
+            float_peaks[path] = float(np.abs(arr).max())
     return shapes
+
+
+FLOAT_SCALE = 10.0  # float images beyond this are not on the 0-1 scale `div` expects of them
+
+
+def warn_unscaled_floats(float_peaks: dict[Path, float], where: str) -> None:
+    """DATA.NORMALIZATION.TYPE div divides integer images by their range but takes float images as they are
+    (BiaPy's rule): float images of raw counts (0-65535 as float32) then reach the model unscaled and it
+    learns nothing, silently."""
+    large = {p: v for p, v in float_peaks.items() if v > FLOAT_SCALE}
+    if large:
+        path, peak = max(large.items(), key=lambda item: item[1])
+        log.warning(
+            f"DATA.NORMALIZATION.TYPE is div, which takes floating-point images as they are (only integer images "
+            f"are divided by their range), but {len(large)} of the {len(float_peaks)} float images sampled in {where} "
+            f"hold values far beyond 0-1 (up to {peak:.3g} in '{path.name}'): the model would see them unscaled. "
+            "Use DATA.NORMALIZATION.TYPE zero_mean_unit_variance or scale_range, or scale the files to 0-1."
+        )
 
 
 def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb: bool, where: str) -> None:

@@ -246,3 +246,52 @@ def test_lazily_read_pngs_are_writable_arrays(tmp_path):
 
     _png(tmp_path / "a.png")
     assert read_file(tmp_path / "a.png").flags.writeable
+
+
+def test_a_test_only_run_on_the_checkpoints_training_folder_is_said_loudly(tree, caplog):
+    """The "test later" flow: a test-only run has no training images of its own, so the checkpoint's config says
+    where it was trained."""
+    import yaml
+
+    from biapy_cls.data.discover import discover_labelled
+    from biapy_cls.data.plan import warn_trained_on
+
+    trained_on = yaml.safe_dump({"DATA": {"TRAIN": {"PATH": str(tree / "train")}, "VAL": {"PATH": ""}}})
+    test, _ = discover_labelled(tree / "train", "DATA.TEST.PATH", "2D", ["a", "b"])
+    with caplog.at_level(logging.WARNING, logger="biapy_cls"):
+        warn_trained_on(test, trained_on)
+    assert "8 of the 8 test images of DATA.TEST.PATH" in caplog.text and "the checkpoint was trained on" in caplog.text
+    caplog.clear()
+    import shutil
+
+    shutil.copytree(tree / "other", tree / "train_more")
+    other, _ = discover_labelled(tree / "train_more", "DATA.TEST.PATH", "2D", ["a", "b"])
+    with caplog.at_level(logging.WARNING, logger="biapy_cls"):
+        warn_trained_on(other, trained_on)  # a sibling folder whose name starts alike ("train_more"): nothing
+        warn_trained_on(other, None)  # an old checkpoint without its config
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("scale, norm, warned", [(65535.0, "div", True), (1.0, "div", False),
+                                                 (65535.0, "zero_mean_unit_variance", False)])
+def test_float_images_of_raw_counts_under_div_are_said(tmp_path, caplog, scale, norm, warned):
+    """`div` takes float images as they are (BiaPy's rule): float32 raw counts (0-65535) reached the model unscaled
+    and trained to chance without a word."""
+    import tifffile
+
+    for cls in ("a", "b"):
+        for k in range(3):
+            path = tmp_path / "train" / cls / f"{k}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(path, (np.random.default_rng(k).random((16, 16)) * scale).astype(np.float32))
+    cfg = load_config(write_yaml(tmp_path / "c.yaml", {
+        "DATA": {"PATCH_SIZE": "(16, 16, 1)", "TRAIN": {"PATH": str(tmp_path / "train")},
+                 "NORMALIZATION": {"TYPE": norm}},
+        "TRAIN": {"ENABLE": True, "EPOCHS": 1}, "TEST": {"ENABLE": False}}))[0]
+    with caplog.at_level(logging.WARNING, logger="biapy_cls"):
+        plan_training_data(cfg)
+    text = " ".join(caplog.text.split())
+    assert ("DATA.NORMALIZATION.TYPE is div, which takes floating-point images as they are" in text) == warned
+    if warned:
+        assert "6 of the 6 float images sampled" in text
+        assert "Use DATA.NORMALIZATION.TYPE zero_mean_unit_variance" in text
