@@ -155,6 +155,13 @@ def test_16_bit_and_float_images_train_the_very_model_of_8_bit_ones(run_biapy, s
 
 # --- runs ---------------------------------------------------------------------------------------------
 
+def test_empty_result_dir(run_biapy, small_digits_dir, tmp_path):
+    """Hostile pass: --result_dir "" gave the API's "train() ... this BiaPy object writes no files"."""
+    config = write_yaml(tmp_path / "config.yaml", digits_config(small_digits_dir))
+    message = check_user_error(run_biapy("--config", config, "--result_dir", ""), "--result_dir is empty")
+    assert "train()" not in message
+
+
 def test_result_dir_that_cannot_be_created(run_biapy, small_digits_dir, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
