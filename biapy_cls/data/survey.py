@@ -67,7 +67,7 @@ def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb
         return
     mix = ", ".join(f"{n} {CHANNEL_NAMES.get(c, f'{c}-channel')}" for c, n in sorted(counts.items()))
     example = {c: next(p.name for p, s in shapes.items() if s[-1] == c) for c in counts}
-    examples = ", ".join(f"'{name}' ({CHANNEL_NAMES.get(c, c)})" for c, name in sorted(example.items()))
+    examples = ", ".join(f"'{name}' ({describe_channels(c, shapes, name)})" for c, name in sorted(example.items()))
     if any(s[-1] in (2, 4) and not has_alpha_format(p) for p, s in shapes.items()):
         fix = ("convert the images to one channel count (in TIFF and .npy files every channel is image data, so "
                "none is dropped as transparency)")
@@ -80,6 +80,29 @@ def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb
         f"{where} mixes images with different channel counts (in a sample of {len(shapes)}: {mix}; e.g. {examples}). "
         f"To use them all, {fix}."
     )
+
+
+def describe_channels(channels: int, shapes: dict[Path, tuple[int, ...]], name: str) -> str:
+    """'RGB', or for a multi-page TIFF what it is: a 3-page TIFF read as (c, y, x) may be 3 slices of a volume."""
+    path = next(p for p in shapes if p.name == name)
+    pages = tiff_pages(path)
+    if pages > 1:
+        return (f"a {pages}-page TIFF, read as {pages} channels (c, y, x); if its pages are slices of a volume it "
+                "is a 3D image, for PROBLEM.NDIM 3D")
+    return str(CHANNEL_NAMES.get(channels, channels))
+
+
+def tiff_pages(path: Path) -> int:
+    """The number of pages of a TIFF file (0 for other files or when unreadable); reads its headers only."""
+    if not path.name.lower().endswith((".tif", ".tiff")):
+        return 0
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception:  # noqa: BLE001 - only for a message: any failure means "not known"
+        return 0
 
 
 def inferred_patch(shapes: dict[Path, tuple[int, ...]], where: str) -> tuple[int, ...]:

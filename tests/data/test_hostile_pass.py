@@ -295,3 +295,25 @@ def test_float_images_of_raw_counts_under_div_are_said(tmp_path, caplog, scale, 
     if warned:
         assert "6 of the 6 float images sampled" in text
         assert "Use DATA.NORMALIZATION.TYPE zero_mean_unit_variance" in text
+
+
+def test_a_multi_page_tiff_among_grey_images_is_named_as_pages_not_rgb(tmp_path):
+    """It was called 'RGB' in the mixed-channels message: a 3-page TIFF is read as (c, y, x) by the axis rule."""
+    import tifffile
+
+    from biapy_cls.errors import DataError
+
+    for cls in ("a", "b"):
+        for k in range(3):
+            _png(tmp_path / "train" / cls / f"{k}.png")
+    tifffile.imwrite(tmp_path / "train" / "a" / "pages.tif", np.zeros((3, 16, 16), np.uint8), photometric="minisblack")
+    with pytest.raises(DataError) as err:
+        plan_training_data(_cfg(tmp_path))
+    message = " ".join(str(err.value).split())
+    assert "'pages.tif' (a 3-page TIFF, read as 3 channels (c, y, x); if its pages are slices of a volume" in message
+    assert "'0.png' (grey)" in message
+    (tmp_path / "train" / "a" / "pages.tif").unlink()
+    tifffile.imwrite(tmp_path / "train" / "a" / "planar.tif", np.zeros((3, 16, 16), np.uint8), photometric="rgb",
+                     planarconfig="separate")  # one RGB page, colour planes first
+    with pytest.raises(DataError, match="'planar.tif' \\(RGB\\)"):
+        plan_training_data(_cfg(tmp_path))
