@@ -40,7 +40,7 @@ from biapy_cls.engine.runtime import (
 )
 from biapy_cls.errors import CheckpointError
 from biapy_cls.evaluation import calibration
-from biapy_cls.evaluation.insights import ExplainSettings, analyse
+from biapy_cls.evaluation.insights import ExplainSettings, ValidationImages, analyse
 from biapy_cls.evaluation.metrics import classification_metrics, format_report, summary_line
 from biapy_cls.evaluation.report_html import Predictions, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
@@ -204,15 +204,27 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
             param.requires_grad_(False)
 
 
+def build_val_set(cfg: CN, plan: DataPlan):
+    """The validation images as the validation loop reads them (in memory as the set they come from)."""
+    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+    return build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                         preprocess=plan.preprocess_for("VAL"))
+
+
+def validation_images(cfg: CN, plan: DataPlan) -> ValidationImages | None:
+    """The validation set for the feature embedding: when the run has one that is not the test set itself."""
+    if plan.val is None or not cfg.TEST.EXPLAIN.ENABLE or cfg.DATA.TEST.USE_VAL_AS_TEST:
+        return None
+    return ValidationImages(build_val_set(cfg, plan), np.asarray(plan.val.labels), plan.val.relative_names())
+
+
 def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
               normalizer: Normalizer) -> float | None:
     """TEST.CALIBRATE: fit a temperature on the validation set with the final weights; store it in the checkpoints."""
     if plan.val is None:
         log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
         return None
-    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
-                            preprocess=plan.preprocess_for("VAL"))
+    val_set = build_val_set(cfg, plan)
     system = SystemSettings.from_cfg(cfg)
     loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, system.seed, system.num_workers,
                           system.pin_memory and runtime.cuda, runtime.rank, runtime.world_size)
@@ -260,7 +272,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     def insights(metrics: dict | None):
         return analyse(unwrap(model), test_set, make_prepare(normalizer, None, runtime.cuda), runtime.device, probs,
                        labels, raw_probs, plan.class_names, names, paths, ExplainSettings.from_cfg(cfg), metrics,
-                       temperature, cfg.SYSTEM.SEED)
+                       temperature, cfg.SYSTEM.SEED, validation_images(cfg, plan))
 
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))

@@ -15,7 +15,7 @@ from yacs.config import CfgNode as CN
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.evaluation.calibration import calibration_metrics, plot_reliability
 from biapy_cls.evaluation.curves import plot_roc_pr
-from biapy_cls.evaluation.embedding import plot_embedding
+from biapy_cls.evaluation.embedding import FeatureSet, plot_embedding
 from biapy_cls.evaluation.explain import overlay_png
 from biapy_cls.evaluation.insights import Insights, SaliencyExample
 from biapy_cls.evaluation.metrics import classification_metrics as compute_metrics
@@ -75,15 +75,17 @@ def report_with_insights(tmp_path) -> tuple[str, RunPaths]:
               "embedding": paths.charts_dir / "e.png"}
     plot_reliability(probs, labels, charts["reliability"], "Reliability")
     plot_roc_pr(labels, probs, names, metrics, charts["roc_pr"], "Curves")
-    note = plot_embedding(rng.normal(size=(60, 8)) + labels[:, None], names, charts["embedding"], "Embedding",
-                          probs.argmax(1), labels)
+    val_labels = np.repeat(np.arange(3), 10)
+    sets = [FeatureSet("test", rng.normal(size=(60, 8)) + labels[:, None], probs.argmax(1), labels),
+            FeatureSet("validation", rng.normal(size=(30, 8)) + val_labels[:, None], val_labels, val_labels)]
+    note = plot_embedding(sets, names, charts["embedding"], "Embedding")
     saliency = []
     for i, kind in [(0, "correct"), (25, "correct"), (int(np.flatnonzero(probs.argmax(1) != labels)[0]), "error")]:
         png = paths.explain_dir / f"{kind}_{i}.png"
         overlay_png(rng.uniform(size=(1, 16, 16)), rng.uniform(size=(16, 16)), png)
         saliency.append(SaliencyExample(i, files[i].name, kind, int(probs[i].argmax()), float(probs[i].max()),
                                         int(labels[i]), png))
-    insights = Insights(charts=charts, embedding_note=note, saliency=saliency)
+    insights = Insights(charts=charts, embedding_note=note, embedded_sets=["test", "validation"], saliency=saliency)
     cfg = get_cfg_defaults()
     cfg.merge_from_other_cfg(CN({"TEST": {"ENABLE": True}}))
     outcome = Predictions(files, [f.name for f in files], probs, labels, metrics, insights=insights)
@@ -99,6 +101,7 @@ def test_report_shows_calibration_curves_embedding_and_saliency(report_with_insi
                   "Most confidently misclassified", "Correct, most confident per class"):
         assert f">{title}<" in page, title
     assert "expected calibration error (15 bins)" in page and "test_features.npy" in page
+    assert "val_features.npy (rows in the order of val_features.csv)" in page
     # 3 charts + 3 saliency maps inlined as pictures, besides the misclassified thumbnails
     assert page.count('class="chart"') >= 3 and page.count('class="sal"') == 3
     assert external_references(page) == []
