@@ -155,8 +155,9 @@ def plot_embedding(sets: list[FeatureSet], class_names: list[str], path: Path, t
     fig.suptitle(title, fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    colour = "; ".join(f"{s.name}: " + ("true class, misclassified images ringed in black" if s.labels is not None
-                                        else "predicted class (no labels)") for s in sets)
+    colours = ["true class, misclassified images ringed in black" if s.labels is not None
+               else "predicted class (no labels)" for s in sets]
+    colour = colours[0] if len(set(colours)) == 1 else "; ".join(f"{s.name}: {c}" for s, c in zip(sets, colours))
     methods = "PCA and " + nonlinear if mapped is not None else f"PCA ({nonlinear})"
     together = f" of {' and '.join(s.name for s in sets)} projected together" if len(sets) > 1 else ""
     return f"{methods}{together}, {joint.shape[1]} features; colour: {colour}"
