@@ -53,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    import biapy_cls.training as training
     import biapy_cls.workflow as workflow
     from biapy_cls.cli import main as biapy
     from biapy_cls.evaluation import calibration, curves, embedding, explain, insights
     from conftest import digits_config, load_script, write_yaml
 
-    timed(workflow, "train", "training (data loading, epochs, checkpoints)")
+    timed(training, "train", "training (data loading, epochs, checkpoints)")
     timed(workflow, "predict", "prediction passes")
     timed(workflow, "calibrate", "temperature fit (validation pass)")
     timed(calibration, "calibration_metrics", "ECE and Brier")
