@@ -186,8 +186,11 @@ def write_startup_only(path: Path, start: dict, threads: int) -> None:
     machine = "; ".join(line[2:] for line in machine_lines(threads))
     section = "\n".join(startup_section(start, f"_Measured alone by `python bench/run.py --only startup` ({machine}); "
                                                  "the other sections are from the full run above._"))
+    if STARTUP_HEADING not in text:
+        raise SystemExit(f"{path} has no '{STARTUP_HEADING}' section to replace: run the full bench/run.py first.")
     head, rest = text.split(STARTUP_HEADING, 1)
-    tail = rest[rest.index("\n## "):]
+    ends = [i for i in (rest.find("\n## "), rest.find("\n" + END)) if i >= 0]
+    tail = rest[min(ends):] if ends else "\n"
     text = head + section + "\n" + tail
     prefixes = ("| `biapy --help` < 1 s", "| test-only run within 1 s", "| test-only run's start-up")
     rows = startup_targets(start)
