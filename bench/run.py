@@ -111,6 +111,14 @@ def pipeline_section(result: dict) -> list[str]:
              "Issue 5 target: augmentation >= 5x the step.", "",
              "| pipeline | samples/s | x training step |", "|---|---:|---:|"]
     lines += [f"| {name} | {rate:,.0f} | {ratio:.1f} |" for name, rate, ratio in result["rows"]]
+    costs = result["op_costs"]
+    lines += ["", "Where the time goes: each transformation alone, at probability 1, on a stored batch of 32, as a "
+              "fraction of one training step (the all-on pipeline applies each to about half of the images; "
+              "5x the step means a budget of 0.20 for all of them together). At 32x32 nearly every one is "
+              "bound by the count of small tensor operations (PyTorch's per-call overhead), not by pixels.", "",
+              "| transformation | time per batch / training step |", "|---|---:|"]
+    lines += [f"| {name} | {share:.3f} |" for name, share in costs]
+    lines += [f"| **sum** | **{sum(share for _, share in costs):.3f}** |"]
     return lines
 
 

@@ -33,6 +33,7 @@ def test_quick_benchmark_writes_every_section_and_keeps_hand_written_text(tmp_pa
     assert any(r.startswith("| simple_cnn | 2D |") for r in rows)  # engine
     assert any(r.startswith("| augmentation + normalisation of a stored batch |") for r in rows)  # pipeline
     assert any(r.startswith("| lazy (PNG files), 2 worker(s)") for r in rows)
+    assert any(r.startswith("| RANDAUGMENT |") for r in rows) and any(r.startswith("| **sum** |") for r in rows)
     assert sum(r.startswith("| 1 | ") for r in rows) == 2  # scaling: in memory and lazy
     assert any("`python -m biapy_cls --help`" in r for r in rows) and any("test-only run" in r for r in rows)
     assert any(r.startswith("| True |") for r in rows) and any(r.startswith("| False |") for r in rows)  # TTA
