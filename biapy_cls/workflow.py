@@ -204,18 +204,13 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
             param.requires_grad_(False)
 
 
-def build_val_set(cfg: CN, plan: DataPlan):
-    """The validation images as the validation loop reads them (in memory as the set they come from)."""
-    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
-    return build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
-                         preprocess=plan.preprocess_for("VAL"))
-
-
 def validation_images(cfg: CN, plan: DataPlan) -> ValidationImages | None:
-    """The validation set for the feature embedding: when the run has one that is not the test set itself."""
+    """The validation set for the feature embedding: when the run has one that is not the test set itself.
+    Read from the files (one pass), so that no second copy of the images is held next to the test set."""
     if plan.val is None or not cfg.TEST.EXPLAIN.ENABLE or cfg.DATA.TEST.USE_VAL_AS_TEST:
         return None
-    return ValidationImages(build_val_set(cfg, plan), np.asarray(plan.val.labels), plan.val.relative_names())
+    images = build_dataset(plan.val, plan.spec, False, "", preprocess=plan.preprocess_for("VAL"))
+    return ValidationImages(images, np.asarray(plan.val.labels), plan.val.relative_names())
 
 
 def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
@@ -224,7 +219,9 @@ def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model:
     if plan.val is None:
         log.warning("TEST.CALIBRATE is True but there is no validation set to fit a temperature on: not calibrated.")
         return None
-    val_set = build_val_set(cfg, plan)
+    in_memory = cfg.DATA.TRAIN.IN_MEMORY if cfg.DATA.VAL.FROM_TRAIN else cfg.DATA.VAL.IN_MEMORY
+    val_set = build_dataset(plan.val, plan.spec, in_memory, "Loading validation images",
+                            preprocess=plan.preprocess_for("VAL"))
     system = SystemSettings.from_cfg(cfg)
     loader = build_loader(val_set, max(cfg.TRAIN.BATCH_SIZE, 64), False, system.seed, system.num_workers,
                           system.pin_memory and runtime.cuda, runtime.rank, runtime.world_size)
