@@ -99,7 +99,36 @@ def run(train_dir: Path, quick: bool) -> dict:
             rates[name].append(n / timed(fn))
     step_rate = statistics.median(rates["step"])
     rows = [(name, statistics.median(rates[name]), statistics.median(rates[name]) / step_rate) for name in pipelines]
-    return {"step": step_rate, "rows": rows, "augmentations": augmenter.describe(), "images": n}
+    return {"step": step_rate, "rows": rows, "augmentations": augmenter.describe(), "images": n,
+            "op_costs": op_costs(batch_u8.float() / 255.0, step, step_batches, quick)}
+
+
+def op_costs(batch: torch.Tensor, step, step_batches: int, quick: bool) -> list[tuple[str, float]]:
+    """The profile of the all-on pipeline: each transformation alone at probability 1 on a stored batch,
+    as its time per batch over the training step's time per batch (timed in alternating rounds)."""
+    single = {}
+    for name in [*(n for n in OPS if n != "ZFLIP"), "RANDAUGMENT"]:
+        cfg = all_ops_cfg()
+        for other in OPS:
+            cfg.AUGMENTOR[other] = other == name
+            cfg.AUGMENTOR[f"{other}_PROB"] = 1.0
+        cfg.AUGMENTOR.RANDAUGMENT.ENABLE = name == "RANDAUGMENT"
+        single[name] = Augmenter.from_cfg(cfg)
+    calls = 2 if quick else 10
+    times: dict[str, list[float]] = {name: [] for name in ("step", *single)}
+    for _ in range(2 if quick else 3):
+        start = time.perf_counter()
+        step()
+        times["step"].append((time.perf_counter() - start) / step_batches)
+        for name, augmenter in single.items():
+            augmenter(batch)
+            start = time.perf_counter()
+            for _ in range(calls):
+                augmenter(batch)
+            times[name].append((time.perf_counter() - start) / calls)
+    step_time = statistics.median(times["step"])
+    costs = [(name, statistics.median(times[name]) / step_time) for name in single]
+    return sorted(costs, key=lambda item: -item[1])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,22 +53,24 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    import biapy_cls.training as training
     import biapy_cls.workflow as workflow
     from biapy_cls.cli import main as biapy
     from biapy_cls.evaluation import calibration, curves, embedding, explain, insights
     from conftest import digits_config, load_script, write_yaml
 
-    timed(workflow, "train", "training (data loading, epochs, checkpoints)")
+    timed(training, "train", "training (data loading, epochs, checkpoints)")
     timed(workflow, "predict", "prediction passes")
     timed(workflow, "calibrate", "temperature fit (validation pass)")
     timed(calibration, "calibration_metrics", "ECE and Brier")
     timed(workflow, "analyse", "explanations, all")
     timed(calibration, "plot_reliability", "  reliability diagram")
     timed(curves, "plot_roc_pr", "  ROC/PR chart")
-    timed(embedding, "extract_features", "  feature pass")
+    timed(workflow, "validation_images", "  validation images loaded for the embedding")
+    timed(embedding, "features_and_predictions", "  feature passes (test, then validation)")
     timed(embedding, "pca_2d", "  PCA")
-    timed(embedding, "nonlinear_2d", "  t-SNE")
-    timed(embedding, "plot_embedding", "  embedding chart (PCA + t-SNE + drawing)")
+    timed(embedding, "nonlinear_2d", "  UMAP or t-SNE")
+    timed(embedding, "plot_embedding", "  embedding chart (PCA + UMAP or t-SNE + drawing)")
     timed(explain, "saliency_maps", "  saliency maps (Grad-CAM)")
     timed(explain, "overlay_png", "  saliency PNGs")
     timed(insights, "explain_examples", "  saliency, all")
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         total = (time.perf_counter() - wall, time.process_time() - cpu)
     if code:
         return code
-    phases = ("explanations, all", "ECE and Brier", "temperature fit (validation pass)")
+    # the validation images for the embedding are loaded when `analyse` is called, so outside its time
+    phases = ("explanations, all", "  validation images loaded for the embedding", "ECE and Brier",
+              "temperature fit (validation pass)")
     added = [TIMES.get(k, [0.0, 0.0]) for k in phases]
     added_wall, added_cpu = sum(a[0] for a in added), sum(a[1] for a in added)
     print(f"\n{args.model}, {args.epochs} epochs on the digits, 1 thread, load average at the end "

@@ -7,7 +7,8 @@ CLI does, trains simple_cnn for one epoch with `train_one_epoch`, and prints its
 the epoch's seconds and, in memory, the storage array's bytes. Lazy runs use 0 workers so that all the
 memory is in the measured process.
 Start-up: wall time of `biapy --help` and of a test-only run from a checkpoint (TRAIN.ENABLE False),
-alternating with `python -c "import torch"` (medians).
+alternating with `python -c "import torch"` (medians); the test-only run also reports its CPU and wall
+seconds when it reads its first image (its start-up: imports, configuration, data plan, model).
 """
 
 from __future__ import annotations
@@ -138,6 +139,48 @@ def _wall(cmd: list[str], env: dict, label: str = "") -> float:
     return time.perf_counter() - start
 
 
+# The CLI, which at its first image read (data.io.read_file, which read_image calls) prints the process's CPU
+# seconds and the wall seconds since the parent started it (PROBE_T0) to stderr; and its floor, a Python that
+# prints the same once it has imported torch. Both in-process: Python's exit after `import torch` costs
+# another ~0.7 s of CPU (measured), which a run pays at its end, not before its first image.
+FIRST_IMAGE_PROBE = """
+import os, sys, time
+import biapy_cls.data.io as io
+original = io.read_file
+def first(path, _done=[]):
+    if not _done:
+        _done.append(1)
+        t = os.times()
+        print(f"PROBE {t.user + t.system:.4f} {time.time() - float(os.environ['PROBE_T0']):.4f}", file=sys.stderr)
+    return original(path)
+io.read_file = first
+from biapy_cls.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+TORCH_PROBE = """
+import os, sys, time
+import torch
+t = os.times()
+print(f"PROBE {t.user + t.system:.4f} {time.time() - float(os.environ['PROBE_T0']):.4f}", file=sys.stderr)
+"""
+
+
+def _probed(code: str, args: list[str], env: dict, label: str) -> tuple[float, float, float]:
+    """`python -c code args`: (wall seconds, CPU and wall seconds when it printed its PROBE line); its total CPU
+    seconds go to CPU_SECONDS[label]."""
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**env, "PROBE_T0": repr(time.time())})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"the probed {label} run failed:\n{done.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.setdefault(label, []).append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    line = next(x for x in done.stderr.splitlines() if x.startswith("PROBE "))
+    cpu, probe_wall = (float(v) for v in line.split()[1:])
+    return wall, cpu, probe_wall
+
+
 def startup(data: Path, work: Path, repeats: int, script: bool = True) -> dict:
     """Median wall seconds of `biapy --help` (`repeats` times) and seconds of one test-only run from a
     checkpoint trained here for one epoch."""
@@ -162,17 +205,22 @@ def startup(data: Path, work: Path, repeats: int, script: bool = True) -> dict:
                                    str(checkpoint), "SYSTEM.NUM_CPUS", "1"]
     # The installed console script (through any pyenv shim) imports this tree too, PYTHONPATH comes first.
     script = shutil.which("biapy") if script else None
-    times: dict[str, list[float]] = {"help": [], "script_help": [], "test_only": [], "import_torch": []}
+    names = ("help", "script_help", "test_only", "import_torch", "first_image", "first_image_cpu", "torch_imported",
+             "torch_imported_cpu")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    CPU_SECONDS.pop("test_only", None), CPU_SECONDS.pop("import_torch", None)
     for i in range(repeats):
         times["help"].append(_wall(module + ["--help"], env))
         if script:
             times["script_help"].append(_wall([script, "--help"], env))
         # The test-only run side by side with the floor it cannot beat: a Python that imports torch.
-        times["import_torch"].append(_wall([sys.executable, "-c", "import torch"], env, "import_torch"))
-        times["test_only"].append(_wall(module + common + ["--run_id", str(2 + i)] + test_only, env, "test_only"))
+        wall, cpu, at = _probed(TORCH_PROBE, [], env, "import_torch")
+        times["import_torch"].append(wall), times["torch_imported_cpu"].append(cpu), times["torch_imported"].append(at)
+        wall, cpu, at = _probed(FIRST_IMAGE_PROBE, common + ["--run_id", str(2 + i)] + test_only, env, "test_only")
+        times["test_only"].append(wall), times["first_image_cpu"].append(cpu), times["first_image"].append(at)
     return {**{k: statistics.median(v) if v else None for k, v in times.items()},
             **{f"{k}_cpu": statistics.median(CPU_SECONDS[k]) for k in ("import_torch", "test_only")},
-            "test_images": sum(1 for _ in (data / "test").rglob("*.png"))}
+            "test_images": sum(1 for _ in (data / "test").rglob("*.png")), "repeats": repeats}
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ and write the same output tree.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 from dataclasses import replace
@@ -21,7 +20,7 @@ from typing import Any
 from biapy_cls import __version__
 from biapy_cls.api_config import GpuArg, build_config, normalize_gpu, read_config_source
 from biapy_cls.api_results import Predictions, TestResult, TrainResult
-from biapy_cls.errors import ConfigError, TrainingInterrupted, UserError
+from biapy_cls.errors import ConfigError, UserError
 
 __all__ = ["BiaPy", "build_config"]
 
@@ -60,6 +59,7 @@ class BiaPy:
                  dist_on_itp: bool = False, dist_url: str = "env://", dist_backend: str = "nccl",
                  verbose: bool = False, save_files: bool | None = None, *, overrides: list[str] | tuple = (),
                  resume: bool = False, overwrite: bool = False, argv: list[str] | None = None):
+        from biapy_cls.api_config import check_config_path, check_run_id
         from biapy_cls.config.settings import SystemSettings
         from biapy_cls.configure import load_config_data
         from biapy_cls.engine.runtime import setup_runtime
@@ -76,7 +76,7 @@ class BiaPy:
         if self.save_files and not has_dir:
             raise UserError("save_files=True needs a result_dir to write results, checkpoints and logs: "
                             "give result_dir=..., or leave save_files out.")
-        self.name, self.run_id, self.gpu = name, run_id, normalize_gpu(gpu)
+        self.name, self.run_id, self.gpu = name, check_run_id(run_id), normalize_gpu(gpu)
         from types import SimpleNamespace
 
         from biapy_cls.workflow import command_line
@@ -85,6 +85,8 @@ class BiaPy:
         # What the run's helpers read of the command line (cross-validation, the --resume hint).
         self._args = SimpleNamespace(argv=list(argv or []), resume=resume, overwrite=overwrite)
         self._command = command_line(self._args) if argv is not None else None
+        if argv is None:  # Python, not the command line
+            check_config_path(config, result_dir)
         source = read_config_source(config, name)
         self._predict_only = source.from_checkpoint is not None
         base = result_dir if has_dir else Path(tempfile.gettempdir()) / "biapy_cls_ephemeral"  # never written
@@ -171,120 +173,15 @@ class BiaPy:
                             "(no result_dir, or save_files=False). Build it with result_dir=...")
 
     def _resume_hint(self) -> str:
-        from biapy_cls.workflow import resume_command
+        from biapy_cls.api_session import resume_hint
 
-        if self._command:
-            return resume_command(self._args)
-        return (f"BiaPy(..., result_dir='{self.paths.job_dir.parent}', name='{self.name}', run_id={self.run_id}, "
-                "resume=True).train()")
+        return resume_hint(self)
 
-    @contextlib.contextmanager
     def _session(self, training: bool):
-        """Lock and claim the run folder (once), log to the run's log file and record the run's state in
-        run_info.json; Ctrl-C and SIGTERM become TrainingInterrupted with the way to go on. Nested calls share one."""
-        from biapy_cls.data.plan import data_notes, describe, write_filtered_samples
-        from biapy_cls.engine.runtime import run_on_main
-        from biapy_cls.logs import close_logging, setup_logging
-        from biapy_cls.outputs import write_run_info
-        from biapy_cls.run_safety import RunGuard
-        from biapy_cls.signals import exit_code, sigterm_as_interrupt, stop_cause
+        """The run session around a phase (api_session.run_session): lock, logs, run_info, interruptions."""
+        from biapy_cls.api_session import run_session
 
-        if self._active:
-            yield
-            return
-        paths, runtime = self.paths, self.runtime
-        guard = RunGuard(paths)  # the run lock and --overwrite's safety copy
-        try:
-            resume_note = None
-            if not self._claimed:
-                resume_note = run_on_main(runtime, lambda: self._claim(training, guard))
-            setup_logging(paths.log_file, runtime.is_main)
-            self._active = True
-            if runtime.is_main and not self._claimed:
-                self._log_header(resume_note)
-                log.info(describe(self.plan))
-                write_filtered_samples(paths, self.plan)
-            self._claimed = True
-            if runtime.is_main:
-                write_run_info(paths, "running", command=self._command or "Python API", version=__version__,
-                               data_notes=data_notes(self.plan))
-            last = paths.last_checkpoint if training else None
-            try:
-                with sigterm_as_interrupt():
-                    yield
-            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (signals.Terminated)
-                if runtime.is_main:
-                    write_run_info(paths, "interrupted")
-                    guard.ended(last)
-                if not training:
-                    saved = ("Only the test was running and nothing is lost: run the same command again to test:\n  "
-                             + (self._command or "test()"))
-                elif paths.last_checkpoint.exists():
-                    saved = (f"The last completed epoch is saved in '{paths.last_checkpoint}'. Continue with:\n  "
-                             f"{self._resume_hint()}")
-                else:
-                    saved = "No epoch had completed, so there is nothing to resume."
-                stopped = TrainingInterrupted(f"stopped by {stop_cause(err)}. {saved}")
-                stopped.exit_code = exit_code(err, stopped.exit_code)
-                raise stopped from None
-            except BaseException:
-                if runtime.is_main:
-                    try:  # on a full disk this write fails too: the error to report is the first one
-                        write_run_info(paths, "failed")
-                    except OSError:
-                        log.warning(f"Could not record the failure in '{paths.run_info}'.")
-                    guard.ended(last)
-                raise
-            if runtime.is_main:
-                write_run_info(paths, "finished")
-                guard.ended(None, finished=True)
-                log.info(f"Done. Outputs are in '{paths.job_dir}'.")
-        finally:
-            self._active = False
-            guard.release()
-            close_logging()
-
-    def _claim(self, training: bool, guard) -> str | None:
-        """Lock and claim the output folder (nothing else written yet); when resuming, check that the run
-        can go on with the same classes and model."""
-        from biapy_cls.engine.checkpoint_match import check_class_names, check_resumable_model
-        from biapy_cls.engine.resume import check_resume
-        from biapy_cls.models.prepare import run_model_spec
-        from biapy_cls.outputs import claim_run
-
-        cfg, paths, plan = self.cfg, self.paths, self.plan
-
-        def same_task(checkpoint: dict) -> None:
-            source = str(paths.last_checkpoint)
-            check_class_names(checkpoint, plan.class_names, source)
-            spec = run_model_spec(cfg.MODEL, plan.spec.ndim, plan.spec.channels, plan.spec.spatial,
-                                  len(plan.class_names))
-            check_resumable_model(checkpoint, spec.to_dict(), cfg.MODEL.dump(), source)
-
-        guard.lock()
-        try:
-            claim_run(paths, training, self._resume, self._overwrite, set_aside=guard.set_aside)
-            note = check_resume(cfg, paths, self._resume_hint(), same_task) if self._resume else None
-        except BaseException:
-            guard.release(refused=True)
-            raise
-        guard.clean_temporaries()
-        return note
-
-    def _log_header(self, resume_note: str | None) -> None:
-        import torch
-
-        from biapy_cls.outputs import atomic_write_text
-
-        log.info(f"biapy-cls {__version__}: {self._command or 'Python API, BiaPy(...)'}")
-        for notice in self._notices:
-            log.info(f"Note: {notice}")
-        if resume_note:
-            log.info(resume_note)
-        atomic_write_text(self.paths.config_file, self.cfg.dump())
-        runtime = self.runtime
-        log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-                 + f", {torch.get_num_threads()} CPU thread(s) per process")
+        return run_session(self, training)
 
     # ------------------------------------------------------------------ the phases
     def train(self) -> TrainResult:

@@ -107,6 +107,30 @@ class ConfigSource:
     from_checkpoint: Path | None = None
 
 
+def check_run_id(run_id: Any) -> int:
+    """BiaPy(run_id=...): an integer, as the command line's --run_id (a text one made folders like job_abc)."""
+    if isinstance(run_id, str) and run_id.strip().lstrip("-").isdigit():
+        return int(run_id)
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        raise ConfigError(f"BiaPy(run_id=...) must be an integer (the run's number, as --run_id), e.g. run_id=2; "
+                          f"it is {run_id!r}.")
+    return run_id
+
+
+def check_config_path(config: Any, result_dir: Any) -> None:
+    """BiaPy(config, ...) called from Python with a path that is no file: said in the API's words (read_yaml's
+    message speaks of the --config flag), and a result_dir that is the config file named as swapped arguments."""
+    if not isinstance(config, (str, Path)) or Path(config).expanduser().is_file():
+        return
+    path = Path(config).expanduser()
+    swapped = (isinstance(result_dir, (str, Path)) and str(result_dir).lower().endswith((".yaml", ".yml", ".pth"))
+               and Path(result_dir).expanduser().is_file())
+    hint = (f" result_dir is the file '{result_dir}': the arguments look swapped. The config comes first: "
+            "BiaPy('config.yaml', result_dir='results')." if swapped else "")
+    what = "is a folder, not a YAML file or .pth checkpoint" if path.is_dir() else "does not exist"
+    raise ConfigError(f"BiaPy(config): '{path}' {what}.{hint}")
+
+
 def read_config_source(config: Any, name: str) -> ConfigSource:
     """The config of `BiaPy(config, ...)`: a YAML path, a .pth checkpoint, a dict or a yacs CfgNode."""
     from yacs.config import CfgNode

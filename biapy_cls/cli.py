@@ -154,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_usage(sys.stderr)
         print_error("--config is required: give the path of your YAML file, e.g. --config my_classification.yaml")
         return 2
+    if not str(args.result_dir).strip():  # the API would read it as "write no files" and speak of train()
+        print_error("--result_dir is empty: give the folder to write results, checkpoints and logs to, e.g. "
+                    "--result_dir results (left out, it is your home folder).")
+        return 2
     biapy = None
     try:
         # Imported here, not at the top: the API pulls in torch. The CLI is a thin layer over it.

@@ -104,6 +104,16 @@ class RunPaths:
         return self.results_dir / "test_features.npy"
 
     @property
+    def val_features(self) -> Path:
+        """Penultimate-layer features of the validation images, rows in the order of val_features.csv."""
+        return self.results_dir / "val_features.npy"
+
+    @property
+    def val_features_index(self) -> Path:
+        """One row per row of val_features.npy: filename, predicted and true class."""
+        return self.results_dir / "val_features.csv"
+
+    @property
     def explain_dir(self) -> Path:
         return self.results_dir / "explain"
 
@@ -129,7 +139,7 @@ class RunPaths:
     def prediction_outputs(self) -> list[Path]:
         """What a test-only run writes."""
         return [self.predictions, self.results_dir / "test_metrics.json", self.results_dir / "test_metrics.csv",
-                self.test_features, self.explain_dir]
+                self.test_features, self.val_features, self.val_features_index, self.explain_dir]
 
     def protected_outputs(self, training: bool) -> list[Path]:
         """Results worth protecting: a run that left none of these (it failed early) may be re-run freely."""

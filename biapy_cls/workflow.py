@@ -24,6 +24,7 @@ from biapy_cls.data.plan import (
     DataPlan,
     plan_test_data,
     plan_training_data,
+    warn_trained_on,
 )
 from biapy_cls.data.preprocess import test_only_preprocessing
 from biapy_cls.data.transforms import Normalizer, describe_normalizer, make_prepare
@@ -40,7 +41,7 @@ from biapy_cls.engine.runtime import (
 )
 from biapy_cls.errors import CheckpointError
 from biapy_cls.evaluation import calibration
-from biapy_cls.evaluation.insights import ExplainSettings, analyse
+from biapy_cls.evaluation.insights import ExplainSettings, ValidationImages, analyse
 from biapy_cls.evaluation.metrics import classification_metrics, format_report, summary_line
 from biapy_cls.evaluation.report_html import Predictions, write_report
 from biapy_cls.evaluation.reports import plot_confusion, write_predictions, write_test_metrics
@@ -101,6 +102,8 @@ def plan_data(cfg: CN, paths: RunPaths, resume: bool = False) -> tuple[DataPlan,
         plan = DataPlan(list(checkpoint["class_names"]), spec, preprocess=preprocess)
     if cfg.TEST.ENABLE:
         plan = plan_test_data(cfg, plan)
+        if checkpoint is not None and not cfg.TRAIN.ENABLE:  # "test later": on the images it was trained on?
+            warn_trained_on(plan.test, checkpoint.get("config"))
     return plan, checkpoint
 
 
@@ -204,6 +207,15 @@ def start_weights(cfg: CN, paths: RunPaths, model: torch.nn.Module, model_spec: 
             param.requires_grad_(False)
 
 
+def validation_images(cfg: CN, plan: DataPlan) -> ValidationImages | None:
+    """The validation set for the feature embedding: when the run has one that is not the test set itself.
+    Read from the files (one pass), so that no second copy of the images is held next to the test set."""
+    if plan.val is None or not cfg.TEST.EXPLAIN.ENABLE or cfg.DATA.TEST.USE_VAL_AS_TEST:
+        return None
+    images = build_dataset(plan.val, plan.spec, False, "", preprocess=plan.preprocess_for("VAL"))
+    return ValidationImages(images, np.asarray(plan.val.labels), plan.val.relative_names())
+
+
 def calibrate(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torch.nn.Module,
               normalizer: Normalizer) -> float | None:
     """TEST.CALIBRATE: fit a temperature on the validation set with the final weights; store it in the checkpoints."""
@@ -260,7 +272,7 @@ def test(cfg: CN, paths: RunPaths, runtime: Runtime, plan: DataPlan, model: torc
     def insights(metrics: dict | None):
         return analyse(unwrap(model), test_set, make_prepare(normalizer, None, runtime.cuda), runtime.device, probs,
                        labels, raw_probs, plan.class_names, names, paths, ExplainSettings.from_cfg(cfg), metrics,
-                       temperature, cfg.SYSTEM.SEED)
+                       temperature, cfg.SYSTEM.SEED, validation_images(cfg, plan))
 
     if labels is None:
         counts = np.bincount(probs.argmax(1), minlength=len(plan.class_names))

@@ -14,7 +14,7 @@ _C = CN()
 _C.SYSTEM = CN()
 # Maximum number of CPU threads for computing; -1 uses every core.
 _C.SYSTEM.NUM_CPUS = -1
-# DataLoader worker processes that read images when IN_MEMORY is False; -1 = min(4, NUM_CPUS), 0 = none.
+# DataLoader worker processes reading images when IN_MEMORY is False; -1 = min(4, NUM_CPUS), 0 = none; at most the CPUs.
 _C.SYSTEM.NUM_WORKERS = -1
 # Seed of every random number generator (split, shuffling, augmentation, initialisation).
 _C.SYSTEM.SEED = 0

@@ -109,7 +109,8 @@ def coerce(key: str, value: Any, default: Any, source: str = "") -> Any:
 
 def suggest(key: str, known: Sequence[str]) -> str:
     """' Did you mean X?' for the closest valid key, or ''."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    same = [k for k in known if k.upper() == key.upper()]  # keys are upper case: train.epochs is TRAIN.EPOCHS
+    close = same or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:  # a right name in the wrong section, e.g. DATA.EPOCHS -> TRAIN.EPOCHS
         leaf = key.rsplit(".", 1)[-1]
         by_leaf = {k.rsplit(".", 1)[-1]: k for k in known}

@@ -32,6 +32,7 @@ TEST_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"
                 "precision": "precision_macro", "recall": "recall_macro", "roc_auc": "roc_auc_macro"}
 DEFAULT_TEST_METRICS = ("accuracy", "balanced_accuracy", "f1")  # TEST.METRICS: []
 MAX_AUTO_WORKERS = 4  # SYSTEM.NUM_WORKERS: -1
+
 # AUGMENTOR switches done in data/augment_ops.py, by application order group: these run after the blurs
 # (BiaPy: after the geometric moves) ...
 AUGMENT_EARLY = ("GRAYSCALE", "CHANNEL_SHUFFLE", "CUTBLUR", "CUTNOISE", "MISALIGNMENT")
@@ -121,6 +122,15 @@ def summary_metric_names(cfg: CN) -> tuple[str, ...]:
     return tuple(cfg.TEST.METRICS) or DEFAULT_TEST_METRICS
 
 
+def workers_capped(cfg: CN) -> str | None:
+    """The warning for a SYSTEM.NUM_WORKERS above this machine's CPU count (SystemSettings caps it), or None."""
+    available = os.cpu_count() or 1
+    if cfg.SYSTEM.NUM_WORKERS <= available:
+        return None
+    return (f"SYSTEM.NUM_WORKERS is {cfg.SYSTEM.NUM_WORKERS}, more than the {available} CPU(s) of this machine: "
+            f"{available} worker process(es) are used (more would only compete for the same CPUs and memory).")
+
+
 @dataclass(frozen=True)
 class SystemSettings:
     """SYSTEM.*, with its -1 "automatic" values resolved for this machine."""
@@ -138,6 +148,9 @@ class SystemSettings:
         # -1: up to MAX_AUTO_WORKERS, within SYSTEM.NUM_CPUS as given (not capped by this machine's count)
         budget = available if system.NUM_CPUS == -1 else int(system.NUM_CPUS)
         workers = min(MAX_AUTO_WORKERS, budget) if system.NUM_WORKERS == -1 else int(system.NUM_WORKERS)
+        # More worker processes than CPUs only compete for them (and each holds its own copy of the
+        # libraries): 1000 workers on 2 CPUs made a run hang for minutes before its first batch.
+        workers = min(workers, available)
         return cls(int(system.SEED), cpus, workers, bool(system.PIN_MEM))
 
 

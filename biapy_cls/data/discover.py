@@ -1,7 +1,8 @@
 """Find classes and image files in folder-per-class trees, and split them.
 
 Class index = position of the class folder's name in natural, case-insensitive order
-(`class_2` before `class_10`). The training mapping is THE mapping: validation and test folders are
+(`class_2` before `class_10`); names that differ only by case are refused (see `refuse_case_twins`).
+The training mapping is THE mapping: validation and test folders are
 matched to it by name.
 """
 
@@ -93,6 +94,27 @@ def list_class_folders(root: Path, key: str = "the data folder") -> list[Path]:
     return sorted(folders, key=lambda p: total_key(p.name))
 
 
+def refuse_case_twins(folders: list[Path], root: Path, key: str) -> None:
+    """Refuse class folders whose names differ only by case (`Zero` and `zero`).
+
+    Refused rather than ordered: on Windows and macOS, where most analysts look at their data, the file
+    system is case-insensitive, so the two folders are one folder there. Such a tree cannot be copied to
+    (or re-created on) those machines without merging or losing a class, a checkpoint's class names would
+    name classes no test folder there can hold, and it is almost always one class split by a typo."""
+    by_folded: dict[str, list[str]] = {}
+    for folder in folders:
+        by_folded.setdefault(folder.name.casefold(), []).append(folder.name)
+    twins = [names for names in by_folded.values() if len(names) > 1]
+    if twins:
+        pairs = "; ".join(" and ".join(f"'{n}'" for n in names) for names in twins)
+        raise DataError(
+            f"{key} ('{root}') has class folders whose names differ only by case: {pairs}. On Windows and macOS "
+            "(case-insensitive file systems) they would be one folder, so the classes would depend on the machine. "
+            "If they hold the same class, move the images into one folder; if they are different classes, give "
+            "them names that differ by more than case (e.g. 'zero_a' and 'zero_b')."
+        )
+
+
 def _list_images(folder: Path, extensions: tuple[str, ...], recursive: bool,
                  key: str = "the data folder") -> tuple[list[Path], list[Path]]:
     """Image files of a folder in natural order, and the files not used as (path, reason).
@@ -154,6 +176,7 @@ def discover_labelled(
     root = _check_dir(root_path, key)
     extensions = image_extensions(ndim)
     folders = list_class_folders(root, key)
+    refuse_case_twins(folders, root, key)
     if not folders:
         loose, _ = _list_images(root, extensions, recursive=False, key=key)
         hint = f" It holds {len(loose)} image file(s) directly:" if loose else ""
@@ -168,10 +191,13 @@ def discover_labelled(
     else:
         unknown = [f.name for f in folders if f.name not in class_names]
         if unknown:
+            folded = {n.casefold(): n for n in class_names}
+            near = [f"'{n}' is '{folded[n.casefold()]}' there" for n in unknown if n.casefold() in folded]
+            case_hint = f" Class names are matched with their case ({'; '.join(near)})." if near else ""
             raise DataError(
                 f"{key} ('{root}') has class folder(s) {unknown} that the training data does not have "
-                f"(training classes: {class_names}). Rename or remove them, or set DATA.TEST.LOAD_GT False "
-                "to predict without labels."
+                f"(training classes: {class_names}).{case_hint} Rename or remove them, or set DATA.TEST.LOAD_GT "
+                "False to predict without labels."
             )
     paths, labels, skipped = [], [], []
     for folder in folders:

@@ -77,16 +77,39 @@ def read_file(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - every decoder has its own exception types
-        raise DataError(
-            f"Cannot read the image '{path}': {type(err).__name__}: {err}. The file is corrupt, truncated "
-            "or not an image: replace or remove it."
-        ) from err
+        raise DataError(f"Cannot read the image '{path}': {what_is_wrong(path, err)} replace or remove it.") from err
     arr = np.asarray(arr)
     if arr.dtype == object or arr.size == 0:
         raise DataError(f"The file '{path}' holds no pixel data (shape {arr.shape}, dtype {arr.dtype}): remove it.")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"The image '{path}' has complex values ({arr.dtype}); convert it to a real-valued image.")
     return arr
+
+
+def what_is_wrong(path: Path, err: Exception) -> str:
+    """The decoder's complaint, or what the file plainly is when that says more (an empty file, a text file,
+    an image larger than Pillow decodes: not corrupt, and worth saying so)."""
+    from PIL import Image
+
+    if isinstance(err, Image.DecompressionBombError):
+        return (f"its header declares a huge image ({err}), which Pillow refuses to decode (it may be a "
+                "'decompression bomb', a small file that expands to gigabytes). If it is a real image, crop or "
+                "downscale it to the size you classify at (e.g. tiles saved as TIFF); otherwise")
+    if "allow_pickle" in str(err):
+        return ("it holds Python objects (a pickled array), which are never loaded since unpickling can run code: "
+                "save the pixels as a numeric array (np.save(f, np.asarray(pixels, dtype=np.float32))), or")
+    try:
+        with path.open("rb") as file:
+            head = file.read(64)
+    except OSError:
+        head = None
+    if head == b"":
+        return "it is an empty file (0 bytes), e.g. a copy or download that did not finish:"
+    if head and head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the image itself: fetch the images with 'git lfs pull', or"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"it is a text file, not an image (it starts with {head[:40].decode()!r}):"
+    return f"{type(err).__name__}: {err}. The file is corrupt, truncated or not an image:"
 
 
 def check_array(arr, name: Path) -> np.ndarray:
@@ -99,17 +122,42 @@ def check_array(arr, name: Path) -> np.ndarray:
     return arr
 
 
+# EXIF orientation -> the transposition that shows the image as viewers do (Pillow's ImageOps.exif_transpose).
+# Values of Image.Transpose: 0 FLIP_LEFT_RIGHT, 1 FLIP_TOP_BOTTOM, 2 ROTATE_90, 3 ROTATE_180, 4 ROTATE_270,
+# 5 TRANSPOSE, 6 TRANSVERSE.
+ROTATIONS = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}
+
+
 def _read_with_pillow(path: Path) -> np.ndarray:
     """PNG/JPEG/BMP through Pillow directly: 3x faster per small image than imageio.v3.imread, whose plugin
-    lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16."""
+    lookup dominates lazy loading (bench/). Same conversions as imageio: palettes applied, 16-bit PNG as uint16;
+    an EXIF orientation is applied, so the pixels are oriented as every image viewer shows them."""
     from PIL import Image
 
     with Image.open(path) as image:
+        orientation = image.getexif().get(0x0112, 1)  # an EXIF orientation, as camera photos carry
         if image.mode == "P":
-            image = image.convert(image.palette.mode)
+            # A palette of greys only (ImageJ's indexed 8-bit, an inverted LUT) is a grey image: read as the
+            # greys shown, one channel, not as RGB, which made a grey data set "mix channel counts".
+            image = image.convert("L" if _grey_palette(image) else image.palette.mode)
         elif image.format == "PNG" and image.mode == "I":
             image = image.convert("I;16")
-        return np.asarray(image)
+        elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # print/video colour spaces: 4 "channels" of CMYK
+            image = image.convert("RGB")  # are not RGB + alpha; read the colours as shown
+        if orientation in ROTATIONS:
+            image = image.transpose(ROTATIONS[orientation])
+        return np.array(image)  # a writable copy: torch warns about wrapping read-only arrays (lazy loading)
+
+
+def _grey_palette(image) -> bool:
+    """Whether every colour a palette image uses is a grey (r == g == b) and none is transparent."""
+    if "transparency" in image.info:
+        return False
+    palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    used = np.unique(np.asarray(image))
+    used = used[used < len(palette)]
+    colours = palette[used]
+    return len(colours) > 0 and bool((colours == colours[:, :1]).all())
 
 
 def _squeeze_leading(arr: np.ndarray, target_ndim: int) -> np.ndarray:
@@ -164,21 +212,43 @@ def to_channels_last(arr: np.ndarray, ndim: str, channels: int, path: Path) -> n
     )
 
 
-def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path) -> np.ndarray:
-    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB."""
+# Formats whose second (grey+alpha) or fourth (RGBA) channel is transparency. In TIFF, .npy and NIfTI files
+# every channel is image data (2- and 4-channel microscopy): dropping one as "alpha" lost a channel silently.
+ALPHA_FORMATS = (".png", ".bmp", ".gif", ".webp")
+
+
+def has_alpha_format(path: Path | None) -> bool:
+    return path is not None and str(path).lower().endswith(ALPHA_FORMATS)
+
+
+def accepts_channels(have: int, channels: int, force_rgb: bool, path: Path | None) -> bool:
+    """Whether `fit_channels` turns an image of `have` channels (of the file `path`) into `channels`."""
+    alpha = has_alpha_format(path)
+    return (have == channels or (have == 1 and channels == 3 and force_rgb)
+            or (alpha and ((have == 4 and channels == 3) or (have == 2 and channels == 1)
+                           or (have == 2 and channels == 3 and force_rgb))))
+
+
+def fit_channels(arr: np.ndarray, channels: int, force_rgb: bool, path: Path, alpha: bool | None = None) -> np.ndarray:
+    """Make the channel count (last axis) equal `channels`: grey->RGB with FORCE_RGB, RGBA->RGB (PNG/BMP only,
+    or `alpha` True: an array given to predict(), most often a PNG read by the caller)."""
     have = arr.shape[-1]
     if have == channels:
         return arr
+    alpha = has_alpha_format(path) if alpha is None else alpha
     if have == 1 and channels == 3 and force_rgb:
         return np.repeat(arr, 3, axis=-1)
-    if have == 4 and channels == 3:
+    if have == 4 and channels == 3 and alpha:
         return arr[..., :3]  # RGBA PNGs: the alpha channel carries no image content
-    if have == 2 and channels == 1:  # grey + alpha
+    if have == 2 and channels == 1 and alpha:  # grey + alpha
         return arr[..., :1]
-    if have == 2 and channels == 3 and force_rgb:  # grey + alpha -> RGB, as FORCE_RGB does for grey
+    if have == 2 and channels == 3 and force_rgb and alpha:  # grey + alpha -> RGB, as FORCE_RGB does for grey
         return np.repeat(arr[..., :1], 3, axis=-1)
     hint = (" or set DATA.FORCE_RGB True to turn grey (and grey+alpha) images into RGB"
-            if have in (1, 2) and channels == 3 else "")
+            if (have == 1 or (have == 2 and alpha)) and channels == 3 else "")
+    if have in (2, 4) and not alpha:
+        hint += (f" (in a {Path(str(path)).suffix or 'array'} image every channel is image data: none is dropped "
+                 "as transparency)")
     raise ChannelMismatch(
         f"'{path}' has {have} channel(s) but DATA.PATCH_SIZE asks for {channels}. Set the last value of "
         f"DATA.PATCH_SIZE to {have}{hint}.", path, have, channels
@@ -230,6 +300,13 @@ def standard_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
                             f"the image's finite minimum ({low:g}; +inf by the maximum, {high:g}). Fix the file to "
                             "silence this warning.")
             arr = np.nan_to_num(arr, nan=low, posinf=high, neginf=low)
+        peak = float(np.abs(arr).max())
+        if peak > float(np.finfo(np.float32).max):  # stored and computed as float32: these would become infinite
+            raise DataError(
+                f"The image '{path}' holds values up to {peak:.3g}, beyond what 32-bit floats hold (3.4e38), which "
+                "the images are computed in: they would become infinite and the loss NaN. Rescale the file's values "
+                "(e.g. divide by their maximum) or remove it."
+            )
     return arr
 
 
@@ -239,4 +316,4 @@ def read_image(path: Path, ndim: str, channels: int, force_rgb: bool, array: np.
     only names it in errors."""
     arr = standard_dtype(read_file(path) if array is None else check_array(array, path), path)
     arr = to_channels_last(arr, ndim, channels, path)
-    return fit_channels(arr, channels, force_rgb, path)
+    return fit_channels(arr, channels, force_rgb, path, alpha=True if array is not None else None)

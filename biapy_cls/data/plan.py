@@ -22,9 +22,10 @@ from biapy_cls.data.discover import (
     stratified_split,
 )
 from biapy_cls.data.filters import FilterOutcome, SampleFilter, apply_filter, summary
-from biapy_cls.data.io import ChannelMismatch, read_image, require_readers
+from biapy_cls.data.io import ChannelMismatch, has_alpha_format, read_image, require_readers
+from biapy_cls.data.memory import InMemorySplit, check_memory
 from biapy_cls.data.preprocess import Preprocessing
-from biapy_cls.data.survey import check_channels, check_memory, inferred_patch, survey
+from biapy_cls.data.survey import check_channels, inferred_patch, survey, warn_unscaled_floats
 from biapy_cls.errors import ConfigError, DataError
 
 log = logging.getLogger("biapy_cls")
@@ -83,13 +84,19 @@ def infer_spec(cfg: CN, samples: SampleList) -> ImageSpec:
     ndim = cfg.PROBLEM.NDIM
     patch = tuple(cfg.DATA.PATCH_SIZE)
     where = f"DATA.TRAIN.PATH ('{samples.root}')"
-    shapes = survey(samples.paths, ndim, patch[-1] if patch else (3 if cfg.DATA.FORCE_RGB else 1))
+    float_peaks: dict = {}
+    shapes = survey(samples.paths, ndim, patch[-1] if patch else (3 if cfg.DATA.FORCE_RGB else 1), float_peaks)
+    if cfg.DATA.NORMALIZATION.TYPE == "div":
+        warn_unscaled_floats(float_peaks, where)
     if not patch:
         first = samples.paths[0]
         channels = Counter(s[-1] for s in shapes.values()).most_common(1)[0][0]
-        if cfg.DATA.FORCE_RGB and channels in (1, 2, 4):
+        # grey+alpha / RGBA PNGs: the alpha channel carries no image content. In TIFF or .npy files a 2nd
+        # or 4th channel is image data (2- and 4-channel microscopy), so it is kept.
+        alpha = all(has_alpha_format(p) for p, s in shapes.items() if s[-1] == channels)
+        if cfg.DATA.FORCE_RGB and (channels == 1 or (channels in (2, 4) and alpha)):
             channels = 3
-        elif channels in (2, 4):  # grey+alpha / RGBA: the alpha channel carries no image content
+        elif channels in (2, 4) and alpha:
             channels -= 1
         check_channels(shapes, channels, cfg.DATA.FORCE_RGB, where)
         patch = (*inferred_patch(shapes, where), channels)
@@ -138,11 +145,79 @@ def plan_training_data(cfg: CN) -> DataPlan:
     else:
         val, _ = discover_labelled(cfg.DATA.VAL.PATH, "DATA.VAL.PATH", cfg.PROBLEM.NDIM, class_names)
     check_against_data(cfg, class_names, val)
+    if val is not None and not cfg.DATA.VAL.FROM_TRAIN:
+        warn_overlap(val, "validation", "DATA.VAL.PATH", train.paths, "training images (DATA.TRAIN.PATH)",
+                     "choose the best epoch")
     plan.train, plan.val = train, plan.filter(cfg, "VAL", val) if val is not None else None
-    if cfg.DATA.TRAIN.IN_MEMORY:
-        n = len(plan.train) + (len(plan.val) if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN else 0)
-        check_memory(n, plan.spec.shape, "DATA.TRAIN.PATH", "DATA.TRAIN.IN_MEMORY")
+    check_memory(training_in_memory(cfg, plan), plan.spec.shape, size_source(cfg, plan))
     return plan
+
+
+def size_source(cfg: CN, plan: DataPlan) -> str:
+    """Where the size images are stored at comes from, for the memory message."""
+    size = (*plan.spec.spatial, plan.spec.channels)
+    if not cfg.TRAIN.ENABLE:
+        return f"the model's image size {size}"
+    return f"DATA.PATCH_SIZE {size}" + ("" if cfg.DATA.PATCH_SIZE else " (inferred from the training images)")
+
+
+def training_in_memory(cfg: CN, plan: DataPlan) -> list[InMemorySplit]:
+    """The splits held in memory at the same time while training: training and validation images."""
+    splits = []
+    if cfg.DATA.TRAIN.IN_MEMORY:
+        splits.append(InMemorySplit("training", len(plan.train), f"DATA.TRAIN.PATH ('{plan.train.root}')",
+                                    "DATA.TRAIN.IN_MEMORY"))
+    if plan.val is not None and cfg.DATA.VAL.FROM_TRAIN and cfg.DATA.TRAIN.IN_MEMORY:
+        splits.append(InMemorySplit("validation", len(plan.val), "DATA.TRAIN.PATH (DATA.VAL.FROM_TRAIN)",
+                                    "DATA.TRAIN.IN_MEMORY"))
+    elif plan.val is not None and not cfg.DATA.VAL.FROM_TRAIN and cfg.DATA.VAL.IN_MEMORY:
+        splits.append(InMemorySplit("validation", len(plan.val), f"DATA.VAL.PATH ('{plan.val.root}')",
+                                    "DATA.VAL.IN_MEMORY"))
+    return splits
+
+
+def check_test_memory(cfg: CN, plan: DataPlan) -> None:
+    """The test images, loaded after training's arrays are gone: checked on their own."""
+    if not cfg.DATA.TEST.IN_MEMORY:
+        return
+    source = ("the validation images (DATA.TEST.USE_VAL_AS_TEST)" if cfg.DATA.TEST.USE_VAL_AS_TEST
+              else f"DATA.TEST.PATH ('{plan.test.root}')")
+    split = InMemorySplit("test", len(plan.test), source, "DATA.TEST.IN_MEMORY")
+    check_memory([split], plan.spec.shape, size_source(cfg, plan),
+                 "a smaller DATA.PATCH_SIZE" if cfg.TRAIN.ENABLE else None)
+
+
+def warn_overlap(samples: SampleList, label: str, key: str, seen_paths: list, seen_as: str, purpose: str) -> None:
+    """Say loudly when validation or test images are training images (the same folder given twice, or
+    files reached through links): a result measured on them only shows how well the model memorised."""
+    import os
+
+    seen = {os.path.realpath(p) for p in seen_paths}
+    shared = [p for p in samples.paths if os.path.realpath(p) in seen]
+    if shared:
+        log.warning(
+            f"{len(shared)} of the {len(samples)} {label} images of {key} ('{samples.root}') are also {seen_as}, "
+            f"e.g. '{shared[0].name}': images used to {purpose} must be new to the model, or the {label} result "
+            f"only shows how well it memorised them. Give {key} a folder of other images."
+        )
+
+
+def warn_trained_on(test: SampleList, checkpoint_config: str | None) -> None:
+    """A test-only run on images under the folders the checkpoint was trained (or validated) on: said loudly."""
+    import os
+
+    import yaml
+
+    data = (yaml.safe_load(checkpoint_config or "") or {}).get("DATA", {})
+    folders = [data.get(split, {}).get("PATH", "") for split in ("TRAIN", "VAL")]
+    roots = [os.path.join(os.path.realpath(f), "") for f in folders if f and os.path.isdir(f)]
+    shared = [p for p in test.paths if any(os.path.realpath(p).startswith(root) for root in roots)]
+    if shared:
+        log.warning(
+            f"{len(shared)} of the {len(test)} test images of DATA.TEST.PATH ('{test.root}') lie in the folders the "
+            f"checkpoint was trained on ({', '.join(f for f in folders if f)}), e.g. '{shared[0].name}': the test "
+            "result only shows how well the model memorised them. Give DATA.TEST.PATH a folder of other images."
+        )
 
 
 def check_against_data(cfg: CN, class_names: list[str], val: SampleList | None) -> None:
@@ -176,13 +251,18 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
     try:
         check_first_image(plan.test, plan.spec)
     except ChannelMismatch as err:
-        if cfg.TRAIN.ENABLE:
-            raise
-        # A test-only run: the checkpoint fixes the channels and DATA.PATCH_SIZE is not used.
+        # The model's channels are fixed (by the training images or the checkpoint): the test images must
+        # follow them; changing DATA.PATCH_SIZE (the generic advice) would not fit the training images.
         names = {1: "grey", 3: "RGB"}
         want = f"{err.channels} channel(s)" + (f" ({names[err.channels]})" if err.channels in names else "")
         how = {1: "convert them to grey (e.g. Pillow: Image.open(f).convert('L').save(f))",
                3: "convert them to RGB, or set DATA.FORCE_RGB True if they are grey"}.get(err.channels, "convert them")
+        if cfg.TRAIN.ENABLE:
+            raise DataError(
+                f"The training images have {want}, but the test image '{err.path}' has {err.have}: test images "
+                f"must have the channels of the training images, so {how}, or use test images like the training "
+                "ones."
+            ) from None
         raise DataError(
             f"The checkpoint was trained on images with {want}, but the test image '{err.path}' has {err.have}. "
             f"DATA.PATCH_SIZE is not used in a test-only run (the checkpoint fixes size and channels): {how}, or "
@@ -190,6 +270,11 @@ def plan_test_data(cfg: CN, plan: DataPlan) -> DataPlan:
         ) from None
     if not cfg.DATA.TEST.USE_VAL_AS_TEST:  # validation images were filtered as such
         plan.test = plan.filter(cfg, "TEST", plan.test)
+        if plan.train is not None:  # validation images chose the best epoch: not new either
+            seen = plan.train.paths + (plan.val.paths if plan.val is not None else [])
+            warn_overlap(plan.test, "test", "DATA.TEST.PATH", seen, "training or validation images of this run",
+                         "measure the model")
+    check_test_memory(cfg, plan)
     return plan
 
 

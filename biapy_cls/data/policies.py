@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from biapy_cls.config.settings import PolicySettings
 
@@ -134,6 +133,10 @@ def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tenso
         flat = high <= low
         return torch.where(flat, x, (x - low) / torch.where(flat, 1, high - low))
     if op == "Equalize":
+        # Imported here, not at the top: `import torchvision` imports torch._dynamo (through torchvision.ops),
+        # +2.5 s of CPU over `import torch` (measured), paid by every run before its first image, Equalize or not.
+        from torchvision.transforms.v2 import functional as TF
+
         return TF.equalize(x)  # torchvision's: a 256-bin histogram per channel (as PIL)
     raise ValueError(op)
 

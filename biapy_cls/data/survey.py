@@ -9,14 +9,12 @@ grey+alpha in one folder) are reported in one message with the setting that acce
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from biapy_cls.data.io import read_file, standard_dtype, to_channels_last
+from biapy_cls.data.io import accepts_channels, has_alpha_format, read_file, standard_dtype, to_channels_last
 from biapy_cls.errors import DataError
 
 log = logging.getLogger("biapy_cls")
@@ -31,26 +29,49 @@ def sample_paths(paths: list[Path], n: int = SAMPLE) -> list[Path]:
     return [paths[i] for i in idx]
 
 
-def survey(paths: list[Path], ndim: str, channels_hint: int) -> dict[Path, tuple[int, ...]]:
-    """File -> its (spatial..., channels) shape, for a spread sample of `paths`."""
+def survey(paths: list[Path], ndim: str, channels_hint: int,
+           float_peaks: dict[Path, float] | None = None) -> dict[Path, tuple[int, ...]]:
+    """File -> its (spatial..., channels) shape, for a spread sample of `paths`; `float_peaks`, when given,
+    receives the largest absolute value of each floating-point image of the sample."""
     shapes = {}
     for path in sample_paths(paths):
         arr = to_channels_last(standard_dtype(read_file(path), path), ndim, channels_hint, path)
         shapes[path] = arr.shape
+        if float_peaks is not None and np.issubdtype(arr.dtype, np.floating):
+            float_peaks[path] = float(np.abs(arr).max())
     return shapes
+
+
+FLOAT_SCALE = 10.0  # float images beyond this are not on the 0-1 scale `div` expects of them
+
+
+def warn_unscaled_floats(float_peaks: dict[Path, float], where: str) -> None:
+    """DATA.NORMALIZATION.TYPE div divides integer images by their range but takes float images as they are
+    (BiaPy's rule): float images of raw counts (0-65535 as float32) then reach the model unscaled and it
+    learns nothing, silently."""
+    large = {p: v for p, v in float_peaks.items() if v > FLOAT_SCALE}
+    if large:
+        path, peak = max(large.items(), key=lambda item: item[1])
+        log.warning(
+            f"DATA.NORMALIZATION.TYPE is div, which takes floating-point images as they are (only integer images "
+            f"are divided by their range), but {len(large)} of the {len(float_peaks)} float images sampled in {where} "
+            f"hold values far beyond 0-1 (up to {peak:.3g} in '{path.name}'): the model would see them unscaled. "
+            "Use DATA.NORMALIZATION.TYPE zero_mean_unit_variance or scale_range, or scale the files to 0-1."
+        )
 
 
 def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb: bool, where: str) -> None:
     """One message for a folder that mixes channel counts that DATA.PATCH_SIZE's count does not all accept."""
     counts = Counter(shape[-1] for shape in shapes.values())
-    accepted = {channels} | ({1, 2, 4} if channels == 3 and force_rgb else set()) | ({4} if channels == 3 else set()) \
-        | ({2} if channels == 1 else set())
-    if len(counts) < 2 or set(counts) <= accepted:
+    if len(counts) < 2 or all(accepts_channels(s[-1], channels, force_rgb, p) for p, s in shapes.items()):
         return
     mix = ", ".join(f"{n} {CHANNEL_NAMES.get(c, f'{c}-channel')}" for c, n in sorted(counts.items()))
     example = {c: next(p.name for p, s in shapes.items() if s[-1] == c) for c in counts}
-    examples = ", ".join(f"'{name}' ({CHANNEL_NAMES.get(c, c)})" for c, name in sorted(example.items()))
-    if max(counts) <= 4:
+    examples = ", ".join(f"'{name}' ({describe_channels(c, shapes, name)})" for c, name in sorted(example.items()))
+    if any(s[-1] in (2, 4) and not has_alpha_format(p) for p, s in shapes.items()):
+        fix = ("convert the images to one channel count (in TIFF and .npy files every channel is image data, so "
+               "none is dropped as transparency)")
+    elif max(counts) <= 4:
         fix = ("set DATA.FORCE_RGB True and the last value of DATA.PATCH_SIZE to 3: grey and grey+alpha images are "
                "then made RGB and the alpha channel of RGBA images is dropped")
     else:
@@ -59,6 +80,29 @@ def check_channels(shapes: dict[Path, tuple[int, ...]], channels: int, force_rgb
         f"{where} mixes images with different channel counts (in a sample of {len(shapes)}: {mix}; e.g. {examples}). "
         f"To use them all, {fix}."
     )
+
+
+def describe_channels(channels: int, shapes: dict[Path, tuple[int, ...]], name: str) -> str:
+    """'RGB', or for a multi-page TIFF what it is: a 3-page TIFF read as (c, y, x) may be 3 slices of a volume."""
+    path = next(p for p in shapes if p.name == name)
+    pages = tiff_pages(path)
+    if pages > 1:
+        return (f"a {pages}-page TIFF, read as {pages} channels (c, y, x); if its pages are slices of a volume it "
+                "is a 3D image, for PROBLEM.NDIM 3D")
+    return str(CHANNEL_NAMES.get(channels, channels))
+
+
+def tiff_pages(path: Path) -> int:
+    """The number of pages of a TIFF file (0 for other files or when unreadable); reads its headers only."""
+    if not path.name.lower().endswith((".tif", ".tiff")):
+        return 0
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception:  # noqa: BLE001 - only for a message: any failure means "not known"
+        return 0
 
 
 def inferred_patch(shapes: dict[Path, tuple[int, ...]], where: str) -> tuple[int, ...]:
@@ -77,26 +121,3 @@ def inferred_patch(shapes: dict[Path, tuple[int, ...]], where: str) -> tuple[int
         log.warning(f"The training images differ in size (in a sample of {len(shapes)}: {size} x{n}, {others}); "
                     f"every image is resized to the most common size, {size}. Set DATA.PATCH_SIZE to choose it.")
     return size
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for this process (Linux and macOS), or None when unknown."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory(n_images: int, shape: tuple[int, ...], key: str, in_memory_key: str,
-                 available: int | None = None) -> None:
-    """Refuse IN_MEMORY loading that cannot fit, before anything is decoded: every image is stored at the
-    patch size, at least one byte per value (uint8)."""
-    need = n_images * math.prod(shape)
-    free = available_memory() if available is None else available
-    if free is None or need <= 0.8 * free:
-        return
-    raise DataError(
-        f"{in_memory_key} is True, but {n_images} images of {key} at DATA.PATCH_SIZE {(*shape[1:], shape[0])} need at "
-        f"least {need / 1e9:.1f} GB of memory (one byte per value), and {free / 1e9:.1f} GB are free. Use a smaller "
-        f"DATA.PATCH_SIZE, or set {in_memory_key} False to read the images from disk as needed."
-    )

@@ -120,9 +120,10 @@ def plot_reliability(probs: np.ndarray, labels: np.ndarray, path: Path, title: s
         top.plot(raw["confidence"][used], raw["accuracy"][used], "o-", color="#d92d20", markersize=3,
                  label=f"before temperature scaling (ECE {expected_calibration_error(raw_probs, labels):.3f})")
     top.set_ylabel("accuracy")
-    top.set_ylim(0, 1)
-    top.set_title(title, fontsize=10)
-    top.legend(fontsize=8, loc="upper left")
+    top.set_ylim(0, 1.02)  # a bin at accuracy 1 keeps its marker whole
+    fig.suptitle(title, fontsize=10)
+    # above the axes: inside, the legend hid the uncalibrated line where it rises steeply from low confidence
+    top.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False)
     top.grid(alpha=0.3)
     bottom.bar(edges[:-1], bins["counts"] / max(len(labels), 1), width=width, align="edge", color="#98a2b3")
     bottom.set_xlabel("confidence (highest class probability)")

@@ -4,8 +4,10 @@ Two methods (TEST.EXPLAIN.METHOD), both with plain torch hooks, for any model:
 - gradcam (Selvaraju et al. 2017): the last spatial feature map, weighted by the mean gradient of the
   class score over each channel. CNNs: the last module in call order whose output is a (N, C, *spatial)
   map larger than 1x1 (the last convolutional stage). Vision transformers (a `blocks` container of
-  token blocks): the token map entering the last block's attention (`norm1`, as pytorch-grad-cam does
-  for ViTs), prefix tokens dropped, reshaped to the patch grid.
+  token blocks): Grad-CAM on the token map reshaped to the patch grid (not attention rollout, which is
+  blind to the class), read at the last block's output when the head reads the mean of the tokens (our
+  ViT), or entering its attention (`norm1`, as pytorch-grad-cam does) behind a class token, prefix
+  tokens dropped.
 - gradients (Simonyan et al. 2014): |d class score / d input|, the largest over channels.
 
 Maps are scaled to [0, 1] per image, resized to the input, and drawn over the image; volumes show the
@@ -66,8 +68,14 @@ def find_target(model: nn.Module, x: torch.Tensor) -> CamTarget:
         if not grid:  # the number of patch tokens alone: assume a square (cubic) grid
             side = round((block_shape[1] - 1) ** (1 / (x.ndim - 2)))
             grid = (side,) * (x.ndim - 2)
-        target = getattr(block, "norm1", block)
-        return CamTarget(target, tuple(int(g) for g in grid), block_shape[1] - math.prod(grid))
+        prefix = block_shape[1] - math.prod(grid)
+        # Mean of the tokens into the head (our ViT): the last block's output, where Grad-CAM is each token's
+        # linearised share of the class score (Zhou et al.'s CAM). A class token: only it reaches the head
+        # after the last block, so the map is read where every patch token still feeds it, entering that
+        # block's attention. On the left-half task, the default ViT put 0.86 of the map in the half that
+        # decides the class from the block's output, 0.59 from its attention's input.
+        target = block if prefix == 0 else getattr(block, "norm1", block)
+        return CamTarget(target, tuple(int(g) for g in grid), prefix)
     if not spatial:
         raise ValueError("the model has no spatial feature map for Grad-CAM; use TEST.EXPLAIN.METHOD gradients")
     return CamTarget(spatial[-1])

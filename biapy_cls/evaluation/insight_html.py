@@ -63,10 +63,14 @@ def curves_section(insights: Insights) -> str:
 def embedding_section(insights: Insights) -> str:
     if "embedding" not in insights.charts:
         return ""
-    note = (f"Penultimate-layer features of the test images: {insights.embedding_note}. Classes that form "
-            "separate clusters are told apart by the features; mixed clusters, or clusters by acquisition "
-            "rather than class, point to confusions or a batch effect. The features are in test_features.npy "
-            "(rows in the order of predictions.csv).")
+    validation = "validation" in insights.embedded_sets
+    note = (f"Penultimate-layer features of the test{' and validation' if validation else ''} images: "
+            f"{insights.embedding_note}. Classes that form separate clusters are told apart by the features; mixed "
+            "clusters, or clusters by acquisition rather than class, point to confusions or a batch effect"
+            + ("; test points where no validation point lies show images unlike those the model was selected on"
+               if validation else "") + ". The features are in test_features.npy (rows in the order of "
+            "predictions.csv)" + (" and val_features.npy (rows in the order of val_features.csv)" if validation
+                                  else "") + ".")
     return (f"<section><h2>Feature embedding</h2><p class='muted'>{_esc(note)}</p>"
             f"<div class='scroll'>{_img(insights.charts['embedding'], 'feature embedding')}</div></section>")
 

@@ -1,7 +1,8 @@
 """After the test predictions: saliency maps, feature embedding, reliability and ROC/PR charts.
 
 `analyse` writes results/RUN/explain/*.png, results/RUN/test_features.npy (rows in the order of
-predictions.csv) and the charts, and returns what the report shows. It runs on the main process only,
+predictions.csv), val_features.npy with val_features.csv (its rows' file names and classes) when the run
+has a validation set, and the charts, and returns what the report shows. It runs on the main process only,
 after predictions.csv is written, so a failure here never costs the predictions: it is logged instead.
 """
 
@@ -40,6 +41,15 @@ class ExplainSettings:
         return cls(bool(e.ENABLE), int(e.N_PER_CLASS), str(e.METHOD), bool(cfg.TEST.CALIBRATE))
 
 
+@dataclass(frozen=True)
+class ValidationImages:
+    """The validation set, for its feature embedding next to the test set's."""
+
+    dataset: object  # a biapy_cls.data.dataset dataset, images in the order of `names`
+    labels: np.ndarray
+    names: list[str]
+
+
 @dataclass
 class SaliencyExample:
     index: int  # row of predictions.csv
@@ -57,6 +67,7 @@ class Insights:
 
     charts: dict[str, Path] = field(default_factory=dict)
     embedding_note: str = ""
+    embedded_sets: list[str] = field(default_factory=lambda: ["test"])  # the sets the embedding shows
     saliency: list[SaliencyExample] = field(default_factory=list)
     method: str = "gradcam"
     temperature: float | None = None
@@ -104,13 +115,54 @@ def explain_examples(model: nn.Module, dataset, prepare, device: torch.device, p
     return examples
 
 
+def embedding_sets(model: nn.Module, dataset, prepare, device: torch.device, probs: np.ndarray,
+                   labels: np.ndarray | None, class_names: list[str], paths: RunPaths,
+                   validation: ValidationImages | None) -> list:
+    """Features of the test images (and the validation images), written to test_features.npy (and
+    val_features.npy with val_features.csv); one FeatureSet per set, for the chart."""
+    from biapy_cls.evaluation.embedding import FeatureSet, classifier_layer, features_and_predictions
+
+    layer = classifier_layer(model, len(class_names))
+    if layer is None:
+        raise ValueError("no final classification layer found to read features from")
+    features, _ = features_and_predictions(model, layer, (x for _, x in _batches(dataset, device, prepare)))
+    np.save(paths.test_features, features.astype(np.float32))
+    sets = [FeatureSet("test", features, probs.argmax(1), labels)]
+    if validation is not None and len(validation.dataset):
+        val_features, val_predicted = features_and_predictions(
+            model, layer, (x for _, x in _batches(validation.dataset, device, prepare)))
+        np.save(paths.val_features, val_features.astype(np.float32))
+        write_feature_index(paths.val_features_index, validation.names, val_predicted, validation.labels, class_names)
+        sets.append(FeatureSet("validation", val_features, val_predicted, validation.labels))
+    return sets
+
+
+def write_feature_index(path: Path, names: list[str], predicted: np.ndarray, labels: np.ndarray,
+                        class_names: list[str]) -> None:
+    """val_features.csv: filename, class, class_name, true_class, true_class_name (predictions.csv's columns,
+    without probabilities), one row per row of the features file."""
+    import csv
+    import io
+
+    from biapy_cls.evaluation.reports import csv_text
+    from biapy_cls.outputs import atomic_write_text
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["filename", "class", "class_name", "true_class", "true_class_name"])
+    for name, p, t in zip(names, predicted, labels):
+        writer.writerow([csv_text(name), int(p), csv_text(class_names[p]), int(t), csv_text(class_names[t])])
+    atomic_write_text(path, out.getvalue())
+
+
 def analyse(model: nn.Module, dataset, prepare, device: torch.device, probs: np.ndarray, labels: np.ndarray | None,
             raw_probs: np.ndarray, class_names: list[str], names: list[str], paths: RunPaths,
-            settings: ExplainSettings, metrics: dict | None, temperature: float | None, seed: int = 0) -> Insights:
+            settings: ExplainSettings, metrics: dict | None, temperature: float | None, seed: int = 0,
+            validation: ValidationImages | None = None) -> Insights:
     """Write every picture this module makes; each part that fails is logged and left out."""
     from biapy_cls.evaluation.calibration import plot_reliability
     from biapy_cls.evaluation.curves import plot_roc_pr
-    from biapy_cls.evaluation.embedding import classifier_layer, extract_features, plot_embedding
+    from biapy_cls.evaluation.embedding import plot_embedding
 
     start = time.perf_counter()
     insights = Insights(method=settings.method, temperature=temperature)
@@ -128,13 +180,10 @@ def analyse(model: nn.Module, dataset, prepare, device: torch.device, probs: np.
         embedding = paths.charts_dir / f"{run}_embedding.png"
 
         def embed():
-            layer = classifier_layer(model, len(class_names))
-            if layer is None:
-                raise ValueError("no final classification layer found to read features from")
-            features = extract_features(model, layer, (x for _, x in _batches(dataset, device, prepare)))
-            np.save(paths.test_features, features.astype(np.float32))
-            insights.embedding_note = plot_embedding(features, class_names, embedding, f"Test features - {run}",
-                                                     probs.argmax(1), labels, seed)
+            sets = embedding_sets(model, dataset, prepare, device, probs, labels, class_names, paths, validation)
+            title = f"{' and '.join(s.name for s in sets).capitalize()} features - {run}"
+            insights.embedding_note = plot_embedding(sets, class_names, embedding, title, seed)
+            insights.embedded_sets = [s.name for s in sets]
 
         def saliency():
             insights.saliency = explain_examples(model, dataset, prepare, device, probs, labels, names,
@@ -151,7 +200,7 @@ def analyse(model: nn.Module, dataset, prepare, device: torch.device, probs: np.
             log.warning(f"Could not draw the {what} ({type(err).__name__}: {err}); the other results are complete.")
         insights.step_seconds[what] = time.perf_counter() - began
     insights.seconds = time.perf_counter() - start
-    written = [p for p in (paths.test_features, paths.explain_dir) if p.exists()]
+    written = [p for p in (paths.test_features, paths.val_features, paths.explain_dir) if p.exists()]
     log.info(f"Explanations in {insights.seconds:.1f} s: {len(insights.saliency)} saliency maps ({settings.method}), "
              + ", ".join(insights.charts) + " (" + ", ".join(f"{k} {v:.1f} s" for k, v in insights.step_seconds.items())
              + ")" + (f"; {', '.join(str(p) for p in written)}" if written else ""))

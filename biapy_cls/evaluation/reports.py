@@ -97,14 +97,14 @@ class TrainingLog:
 
 
 def _figure():
+    """matplotlib's Figure class, without pyplot (whose import a test-only run need not pay)."""
     import matplotlib
 
-    matplotlib.use("Agg")
     # Class and run names are text, never TeX: '$^^$' in a name made mathtext fail and the chart crash.
     matplotlib.rcParams["text.parse_math"] = False
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    return plt
+    return Figure
 
 
 # Titles of the known quantities; any other metric in the history gets a chart titled by its name.
@@ -166,13 +166,14 @@ def plot_history(history: list[dict], charts_dir: Path, run_name: str) -> None:
 
 def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
     """The confusion matrix as a picture: counts, coloured by the fraction of each true class."""
-    plt = _figure()
+    figure = _figure()
     class_names, title = [printable(n) for n in class_names], printable(title)  # fonts cannot draw lone surrogates
     cm = np.asarray(matrix, dtype=np.float64)
     frac = np.divide(cm, cm.sum(axis=1, keepdims=True), out=np.zeros_like(cm), where=cm.sum(axis=1, keepdims=True) > 0)
     n = len(class_names)
     size = min(4 + 0.5 * n, 20)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=100)
+    fig = figure(figsize=(size, size * 0.85), dpi=100)
+    ax = fig.subplots()
     image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
@@ -188,7 +189,6 @@ def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
 
 
 class TensorBoard:

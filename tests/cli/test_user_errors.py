@@ -80,6 +80,13 @@ def test_single_class(run_biapy, digits_copy, tmp_path):
     check_user_error(run_config(run_biapy, tmp_path, digits_config(digits_copy)), "0_zero", "at least two classes")
 
 
+def test_class_folders_differing_only_by_case(run_biapy, digits_copy, tmp_path):
+    shutil.copytree(digits_copy / "train" / "0_zero", digits_copy / "train" / "0_Zero")
+    check_user_error(run_config(run_biapy, tmp_path, digits_config(digits_copy)), "DATA.TRAIN.PATH",
+                     str(digits_copy / "train"), "differ only by case: '0_Zero' and '0_zero'")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def test_n_classes_disagrees_with_the_folders(run_biapy, small_digits_dir, tmp_path):
     cfg = digits_config(small_digits_dir)
     cfg["DATA"]["N_CLASSES"] = 5
@@ -147,6 +154,13 @@ def test_16_bit_and_float_images_train_the_very_model_of_8_bit_ones(run_biapy, s
 
 
 # --- runs ---------------------------------------------------------------------------------------------
+
+def test_empty_result_dir(run_biapy, small_digits_dir, tmp_path):
+    """Hostile pass: --result_dir "" gave the API's "train() ... this BiaPy object writes no files"."""
+    config = write_yaml(tmp_path / "config.yaml", digits_config(small_digits_dir))
+    message = check_user_error(run_biapy("--config", config, "--result_dir", ""), "--result_dir is empty")
+    assert "train()" not in message
+
 
 def test_result_dir_that_cannot_be_created(run_biapy, small_digits_dir, tmp_path):
     blocker = tmp_path / "a_file"

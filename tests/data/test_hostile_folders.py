@@ -72,14 +72,31 @@ def test_an_unreadable_folder_says_permission_denied(tmp_path, monkeypatch):
     assert "Permission denied: the folder" in str(err.value) and "holds no image files" not in str(err.value)
 
 
-def test_class_order_is_total_for_names_that_differ_only_by_case(tmp_path, monkeypatch):
+def test_class_folders_that_differ_only_by_case_are_refused(tmp_path):
     for name in ("zero", "Zero", "one"):
         _png(tmp_path / "t" / name / "0.png")
-    first, _ = discover_labelled(tmp_path / "t", "DATA.TRAIN.PATH", "2D")
+    with pytest.raises(DataError) as err:
+        discover_labelled(tmp_path / "t", "DATA.TRAIN.PATH", "2D")
+    message = flat(str(err.value))
+    assert "DATA.TRAIN.PATH" in message and str(tmp_path / "t") in message
+    assert "differ only by case: 'Zero' and 'zero'" in message and "Windows and macOS" in message
+
+
+def test_class_order_is_total_whatever_the_listing(tmp_path, monkeypatch):
+    """`a01` and `a1` have the same natural key: the exact name breaks the tie, not the file system."""
+    for name in ("a1", "a01", "b"):
+        _png(tmp_path / "t" / name / "0.png")
+    _, first = discover_labelled(tmp_path / "t", "DATA.TRAIN.PATH", "2D")
     real_iterdir = type(tmp_path).iterdir
     monkeypatch.setattr(type(tmp_path), "iterdir", lambda self: reversed(list(real_iterdir(self))))
     _, names = discover_labelled(tmp_path / "t", "DATA.TRAIN.PATH", "2D")
-    assert names == ["one", "Zero", "zero"]
+    assert names == first == ["a01", "a1", "b"]
+
+
+def test_a_test_folder_differing_by_case_is_named(tmp_path):
+    _png(tmp_path / "test" / "Zero" / "0.png")
+    with pytest.raises(DataError, match="matched with their case \\('Zero' is 'zero' there\\)"):
+        discover_labelled(tmp_path / "test", "DATA.TEST.PATH", "2D", ["one", "zero"])
 
 
 def test_pngs_in_a_3d_run_say_png_is_2d(tmp_path):

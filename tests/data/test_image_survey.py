@@ -67,7 +67,7 @@ def test_in_memory_loading_that_cannot_fit_is_refused_with_the_figure(tmp_path):
     with pytest.raises(DataError) as err:
         plan_training_data(_cfg(tmp_path, PATCH_SIZE="(200000, 200000, 1)"))
     text = str(err.value)
-    assert "DATA.TRAIN.IN_MEMORY is True, but 6 images" in text and "need at least 240.0 GB" in text
+    assert "DATA.TRAIN.IN_MEMORY is True, but 4 training images" in text and "need at least 240.0 GB" in text
     assert "set DATA.TRAIN.IN_MEMORY False" in text
     plan_training_data(_cfg(tmp_path, PATCH_SIZE="(200000, 200000, 1)", TRAIN={"PATH": str(tmp_path / "train"),
                                                                               "IN_MEMORY": False}))

@@ -44,6 +44,13 @@ def test_digits_run_explains_calibrates_and_embeds(tmp_path, digits_dir, run_bia
     expected = np.exp(logits - logits.max(1, keepdims=True))
     assert np.allclose(expected / expected.sum(1, keepdims=True), probs, atol=1e-4)
 
+    # The validation features: rows named by val_features.csv, whose predicted classes the head gives.
+    val_features, val_index = np.load(run / "val_features.npy"), pd.read_csv(run / "val_features.csv")
+    assert len(val_index) > 0 and val_features.shape == (len(val_index), 64)
+    val_logits = val_features @ state["model_state"]["head.weight"].numpy().T
+    assert np.array_equal((val_logits + state["model_state"]["head.bias"].numpy()).argmax(1), val_index["class"])
+    assert (val_index["class"] == val_index["true_class"]).mean() >= 0.8
+
     n_errors = int((probs.argmax(1) != truth).sum())
     maps = sorted(p.name for p in (run / "explain").glob("*.png"))
     assert len([m for m in maps if m.startswith("correct_")]) == 10
@@ -71,3 +78,4 @@ def test_digits_run_explains_calibrates_and_embeds(tmp_path, digits_dir, run_bia
     assert (run / "test_features.npy").is_file() and not (run / "test_metrics.json").exists()
     page = (run / "report.html").read_text()
     assert ">Feature embedding<" in page and ">Calibration<" not in page and ">Least confident<" in page
+    assert not (run / "val_features.npy").exists()  # a test-only run has no validation set

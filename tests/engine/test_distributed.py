@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import ROOT, digits_config, write_yaml
 
@@ -32,8 +33,10 @@ def biapy_script() -> str:
 
 
 def test_two_processes_train_and_predict_every_test_image_once(digits_dir, tmp_path):
+    """Also with the weight EMA, which each process keeps of its DDP-synchronised weights."""
     cfg = digits_config(digits_dir, TRAIN={"ENABLE": True, "EPOCHS": 3, "BATCH_SIZE": 32, "LR": 3e-3, "PATIENCE": -1,
-                                           "LR_SCALING": "linear"})
+                                           "LR_SCALING": "linear"},
+                        MODEL={"ARCHITECTURE": "simple_cnn", "EMA": {"ENABLE": True, "DECAY": 0.9, "WARMUP": 5}})
     config = write_yaml(tmp_path / "dist.yaml", cfg)
     result = torchrun(biapy_script(), "--config", config, "--result_dir", tmp_path / "out", "--name", "dist",
                       "--run_id", 1)
@@ -51,6 +54,10 @@ def test_two_processes_train_and_predict_every_test_image_once(digits_dir, tmp_p
     assert accuracy >= 0.85
     assert f"Test accuracy: {accuracy:.4f}" in log_text
     assert log_text.count("Epoch 3/3") == 1
+    checkpoint = torch.load(job / "checkpoints" / "dist_1-checkpoint-last.pth", map_location="cpu", weights_only=False)
+    training = checkpoint["training"]
+    assert training["ema"]["updates"] == training["schedule"]["steps"] > 0  # one update per optimizer step
+    assert all("val-ema_loss" in row and "val-ema_accuracy" in row for row in training["history"])
 
 
 def test_a_crashing_rank_ends_the_job_with_its_error(small_digits_dir, tmp_path):

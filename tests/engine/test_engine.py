@@ -226,10 +226,11 @@ def test_runtime_threads_and_precision():
     assert all(amp_dtype(choice, cpu) is None for choice in ("auto", "bf16", "fp16", "none"))
 
 
-def test_workers_and_the_summary_line_follow_the_config():
+def test_workers_and_the_summary_line_follow_the_config(monkeypatch):
     from biapy_cls.config.settings import SystemSettings
     from biapy_cls.evaluation.metrics import summary_line
 
+    monkeypatch.setattr("os.cpu_count", lambda: 8)  # workers are capped at the machine's CPU count
     cfg = get_cfg_defaults()
     cfg.SYSTEM.NUM_CPUS, cfg.SYSTEM.NUM_WORKERS = 2, -1
     assert SystemSettings.from_cfg(cfg).num_workers == 2  # automatic: up to 4, within SYSTEM.NUM_CPUS

@@ -20,3 +20,19 @@ def test_tex_like_names_do_not_break_the_charts(tmp_path):
     plot_history(history, tmp_path, NAME)
     assert (tmp_path / "cm.png").stat().st_size > 1000
     assert any(p.name.endswith("_loss.png") for p in tmp_path.iterdir())
+
+
+def test_names_in_scripts_the_font_lacks_draw_without_warnings(tmp_path):
+    """Hostile pass: a CJK class name printed two matplotlib 'Glyph missing' warnings per chart. Run in a fresh
+    interpreter, with the warning filters a run has (pytest resets those set while importing the tests)."""
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path; from biapy_cls.evaluation.reports import plot_confusion, plot_history; "
+            f"out = Path({str(tmp_path)!r}); "
+            "plot_confusion([[1, 0], [0, 1]], ['classe 中', 'b'], out / 'cm.png', 'Confusion 中'); "
+            "plot_history([{'epoch': 1, 'train_loss': 1.0, 'lr': 0.1}], out, '运行')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    assert "missing from font" not in result.stderr

@@ -33,6 +33,7 @@ def test_quick_benchmark_writes_every_section_and_keeps_hand_written_text(tmp_pa
     assert any(r.startswith("| simple_cnn | 2D |") for r in rows)  # engine
     assert any(r.startswith("| augmentation + normalisation of a stored batch |") for r in rows)  # pipeline
     assert any(r.startswith("| lazy (PNG files), 2 worker(s)") for r in rows)
+    assert any(r.startswith("| RANDAUGMENT |") for r in rows) and any(r.startswith("| **sum** |") for r in rows)
     assert sum(r.startswith("| 1 | ") for r in rows) == 2  # scaling: in memory and lazy
     assert any("`python -m biapy_cls --help`" in r for r in rows) and any("test-only run" in r for r in rows)
     assert any(r.startswith("| True |") for r in rows) and any(r.startswith("| False |") for r in rows)  # TTA
@@ -64,3 +65,26 @@ def test_pillow_reading_matches_imageio(tmp_path):
     for path in sorted(tmp_path.iterdir()):
         ours, theirs = read_file(path), iio.imread(path)
         assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), path.name
+
+
+@pytest.mark.slow
+def test_startup_alone_replaces_only_its_section_and_target_rows(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\n<!-- bench/run.py begin -->\n## Targets\n\n"
+                   "| target | measured | met |\n|---|---|---|\n| engine row | 1 | yes |\n"
+                   "| `biapy --help` < 1 s | 9.9 s | **no** |\n"
+                   "| test-only run within 1 s of import torch | old | **no** |\n| TTA row | 2 | yes |\n\n"
+                   "## 4. Start-up (old)\n\nold table\n\n## 5. Test-time augmentation cost\n\nkept\n"
+                   "<!-- bench/run.py end -->\nhand-written\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", "startup", "--quick", "--output",
+                           str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert "old" not in text and "9.9 s" not in text
+    lines = text.splitlines()
+    targets = lines[lines.index("| engine row | 1 | yes |"):lines.index("| TTA row | 2 | yes |") + 1]
+    assert len(targets) == 4 and targets[1].startswith("| `biapy --help` < 1 s")
+    assert targets[2].startswith("| test-only run's start-up (to its first image) within 1 s")
+    section = text[text.index("## 4. Start-up"):text.index("## 5.")]
+    assert "until its first image" in section and "until torch is imported" in section and "--only startup" in section
+    assert text.endswith("## 5. Test-time augmentation cost\n\nkept\n<!-- bench/run.py end -->\nhand-written\n")

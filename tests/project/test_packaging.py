@@ -22,7 +22,7 @@ from conftest import ROOT
 SCANNED = ["biapy_cls", "scripts", "bench"]
 # import name -> distribution, for packages whose two names differ (used when the package is not installed)
 ALIASES = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml",
-           "cv2": "opencv-python", "bioimageio": "bioimageio-core"}
+           "cv2": "opencv-python", "bioimageio": "bioimageio-core", "umap": "umap-learn"}
 
 
 def _normalise(name: str) -> str:
