@@ -32,10 +32,11 @@ def normalize_gpu(gpu: GpuArg) -> str:
     return str(gpu).strip()
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` merged into `base` (in place, section by section); returns `base`."""
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
     return base
@@ -78,7 +79,7 @@ def build_config(workflow: str, dims: str, phase: str = "both", patch_size: tupl
         if values:
             cfg.setdefault("DATA", {})[section] = upper(values)
     if extra_config:
-        _deep_merge(cfg, _nest(copy.deepcopy(extra_config)))
+        deep_merge(cfg, _nest(copy.deepcopy(extra_config)))
     return cfg
 
 
@@ -91,7 +92,7 @@ def _nest(values: dict) -> dict:
         for part in parents:
             node = node.setdefault(part, {})
         if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-            _deep_merge(node[leaf], _nest(value))
+            deep_merge(node[leaf], _nest(value))
         else:
             node[leaf] = _nest(value) if isinstance(value, dict) else value
     return out

@@ -7,6 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from biapy_cls.api_config import deep_merge
 from biapy_cls.config import compat
 from biapy_cls.config.load import all_keys
 from biapy_cls.configure import load_config
@@ -34,22 +35,13 @@ def nest(key: str, value) -> dict:
     return out
 
 
-def deep_update(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=st.lists(st.tuples(st.sampled_from(KEYS), values), min_size=1, max_size=4),
        override=st.tuples(st.sampled_from(KEYS), st.text(max_size=12)))
 def test_any_value_for_any_key_gives_a_config_or_our_error(tmp_path, pairs, override):
     cfg = yaml.safe_load(yaml.safe_dump(BASE))
     for key, value in pairs:
-        deep_update(cfg, nest(key, value))
+        deep_merge(cfg, nest(key, value))
     path = tmp_path / "random.yaml"
     path.write_text(yaml.safe_dump(cfg))
     try:
