@@ -18,6 +18,7 @@ recolour.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -67,27 +68,36 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
     return (f * x + (1 - f) * other).clamp(0, 1)
 
 
-def _geometry(x: torch.Tensor, op: str, mag: torch.Tensor) -> torch.Tensor:
-    """ShearX/Y (shear factor, about the top-left corner, as PIL and torchvision's center=[0, 0]),
-    TranslateX/Y (whole pixels) and Rotate (degrees, about the centre): one nearest-neighbour resampling
-    with a matrix per image, zeros outside (torchvision's default fill)."""
+GEOMETRY = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tensor:
+    """ShearX/Y (shear factor, about the image's top-left corner, the outer edge of its first pixel, as PIL
+    and torchvision's center=[0, 0]: hence the half pixel),
+    TranslateX/Y (whole pixels) and Rotate (degrees, about the centre), image i doing ops[i] (any other
+    name: unchanged) with magnitude mag[i]: one nearest-neighbour resampling of the whole batch, zeros
+    outside (torchvision's default fill). Each operation's source positions are computed with its own
+    formula for every image and picked per image, so that batching changes no pixel; an unchanged image
+    samples its own pixel centres, which nearest-neighbour returns exactly."""
     n, _, h, w = x.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
                             torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
     m = mag.to(x.dtype).view(n, 1, 1)
-    if op == "ShearX":
-        src_x, src_y = xs + m * ys, ys.expand(n, h, w)
-    elif op == "ShearY":
-        src_x, src_y = xs.expand(n, h, w), ys + m * xs
-    elif op == "TranslateX":
-        src_x, src_y = xs - m.trunc(), ys.expand(n, h, w)
-    elif op == "TranslateY":
-        src_x, src_y = xs.expand(n, h, w), ys - m.trunc()
-    else:  # Rotate: counter-clockwise by `mag` degrees, as torchvision
-        a = torch.deg2rad(m)
-        cx, cy = (w - 1) / 2, (h - 1) / 2
-        u, v = xs - cx, ys - cy
-        src_x, src_y = torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy
+    xs_n, ys_n = xs.expand(n, h, w), ys.expand(n, h, w)
+    a = torch.deg2rad(m)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    u, v = xs - cx, ys - cy
+    candidates = {  # op -> (source x, source y)
+        "ShearX": (xs + m * (ys + 0.5), ys_n),
+        "ShearY": (xs_n, ys + m * (xs + 0.5)),
+        "TranslateX": (xs - m.trunc(), ys_n),
+        "TranslateY": (xs_n, ys - m.trunc()),
+        "Rotate": (torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy),
+    }
+    src_x, src_y = xs_n, ys_n
+    for name in set(ops) & set(GEOMETRY):
+        pick = torch.tensor([op == name for op in ops], device=x.device).view(n, 1, 1)
+        src_x, src_y = torch.where(pick, candidates[name][0], src_x), torch.where(pick, candidates[name][1], src_y)
     grid = torch.stack([(src_x + 0.5) / w * 2 - 1, (src_y + 0.5) / h * 2 - 1], -1)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
@@ -112,8 +122,8 @@ def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tenso
     mag = torch.as_tensor(mag, dtype=torch.float32).expand(x.shape[0]).to(x.device)
     if op == "Identity":
         return x
-    if op in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
-        return _geometry(x, op, mag)
+    if op in GEOMETRY:
+        return _geometry(x, [op] * x.shape[0], mag)
     if op == "Brightness":
         return _blend(x, torch.zeros_like(x), 1 + mag)
     if op == "Color":
@@ -155,8 +165,7 @@ class Policy(PolicySettings):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, dev = x.shape[0], x.device
-        space = _space(self.kind, x.shape[-2], x.shape[-1])
-        names = list(space)
+        names, magnitudes, signed = _tables(self.kind, x.shape[-2], x.shape[-1])
         dims = (1, 2, 3)
         low, high = x.amin(dims, keepdim=True), x.amax(dims, keepdim=True)
         span = (high - low).clamp_min(1e-12)
@@ -165,9 +174,19 @@ class Policy(PolicySettings):
             ops = torch.randint(0, len(names), (n,))
             bins = torch.full((n,), self.magnitude) if self.magnitude >= 0 else torch.randint(0, BINS, (n,))
             signs = torch.randint(0, 2, (n,)) * 2 - 1
-            for op in ops.unique().tolist():  # one call per operation, a magnitude per image
-                values, signed = space[names[op]]
-                sel = (ops == op).nonzero().squeeze(1)
-                mag = values[bins[sel]] * (signs[sel] if signed else 1)
-                y[sel.to(dev)] = apply_op(y[sel.to(dev)], names[op], mag)
+            mags = magnitudes[ops, bins] * torch.where(signed[ops], signs, 1)
+            drawn = [names[i] for i in ops.tolist()]
+            if set(drawn) & set(GEOMETRY):  # one resampling for all of them (per-call cost dominates at 32x32)
+                y = _geometry(y, drawn, mags.to(dev))
+            for op in set(drawn) - set(GEOMETRY) - {"Identity"}:  # one call per operation, a magnitude per image
+                sel = torch.tensor([i for i, name in enumerate(drawn) if name == op], device=dev)
+                y[sel] = apply_op(y[sel], op, mags[sel.cpu()])
         return y * span + low
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(kind: str, h: int, w: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """The operation names, their magnitudes (ops x BINS) and whether each is signed, for this image size."""
+    space = _space(kind, h, w)
+    return (list(space), torch.stack([values for values, _ in space.values()]),
+            torch.tensor([sign for _, sign in space.values()]))

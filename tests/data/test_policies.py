@@ -8,7 +8,7 @@ import torch
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.data.augment import Augmenter
-from biapy_cls.data.policies import OPS, apply_op
+from biapy_cls.data.policies import GEOMETRY, OPS, _geometry, apply_op
 
 
 def policy_cfg(kind: str, **ra):
@@ -61,3 +61,59 @@ def test_described_in_the_log_and_refused_in_3d_by_the_policy():
     cfg = policy_cfg("trivialaugment")
     cfg.PROBLEM.NDIM = "3D"
     assert not Augmenter.from_cfg(cfg)
+
+
+# torchvision's RandAugment calls (transforms/v2/_auto_augment.py, _apply_image_or_video_transform), on floats.
+# Magnitudes are chosen so that no source position falls exactly between two pixels (a tie that nearest-
+# neighbour may break either way after rounding).
+def _torchvision(x, op, m):
+    import math
+
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    nearest = InterpolationMode.NEAREST
+    calls = {
+        "ShearX": lambda: TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, center=[0, 0],
+                                    shear=[math.degrees(math.atan(m)), 0.0], interpolation=nearest),
+        "ShearY": lambda: TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, center=[0, 0],
+                                    shear=[0.0, math.degrees(math.atan(m))], interpolation=nearest),
+        "TranslateX": lambda: TF.affine(x, angle=0.0, translate=[int(m), 0], scale=1.0, shear=[0.0, 0.0],
+                                        interpolation=nearest),
+        "TranslateY": lambda: TF.affine(x, angle=0.0, translate=[0, int(m)], scale=1.0, shear=[0.0, 0.0],
+                                        interpolation=nearest),
+        "Rotate": lambda: TF.rotate(x, m, interpolation=nearest),
+        "Brightness": lambda: TF.adjust_brightness(x, 1.0 + m),
+        "Color": lambda: TF.adjust_saturation(x, 1.0 + m),
+        "Contrast": lambda: TF.adjust_contrast(x, 1.0 + m),
+        "Sharpness": lambda: TF.adjust_sharpness(x, 1.0 + m),
+        "Posterize": lambda: TF.posterize(x, int(m)),
+        "Solarize": lambda: TF.solarize(x, m),
+        "AutoContrast": lambda: TF.autocontrast(x),
+    }
+    return calls[op]()
+
+
+@pytest.mark.parametrize("op, magnitude", [("ShearX", 0.23), ("ShearX", -0.17), ("ShearY", 0.23), ("ShearY", -0.17),
+                                           ("TranslateX", 5.7), ("TranslateY", -4.2), ("Rotate", 17.0),
+                                           ("Rotate", -23.0), ("Brightness", 0.3), ("Color", -0.4),
+                                           ("Contrast", 0.5), ("Sharpness", 0.6), ("Posterize", 4.0),
+                                           ("Solarize", 0.6), ("AutoContrast", 0.0)])
+def test_each_operation_is_torchvisions(op, magnitude):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 24, 20)
+    ours = apply_op(x, op, torch.tensor([magnitude]))
+    assert torch.allclose(ours, _torchvision(x, op, magnitude), atol=1e-6), op
+
+
+def test_batched_resampling_changes_no_pixel():
+    """The policy resamples the images of every geometric operation in one call; each image must come out
+    as if its operation ran on it alone (and the other images untouched)."""
+    torch.manual_seed(0)
+    x = torch.rand(7, 2, 24, 20)
+    ops = ["ShearX", "Rotate", "Brightness", "TranslateY", "ShearY", "TranslateX", "Rotate"]
+    mags = torch.tensor([0.23, 17.0, 0.3, -4.2, -0.17, 5.7, -23.0])
+    batched = _geometry(x, ops, mags)
+    for i, op in enumerate(ops):
+        alone = apply_op(x[i:i + 1], op, mags[i:i + 1]) if op in GEOMETRY else x[i:i + 1]
+        assert torch.equal(batched[i:i + 1], alone), op
