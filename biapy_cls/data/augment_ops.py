@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -159,8 +160,12 @@ def poisson_noise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     L the number of distinct values of the image rounded up to a power of two (a photon count that
     matches its bit depth). Negative values count as 0 photons."""
     flat = x.flatten(1)
-    ordered = flat.sort(1).values
-    distinct = (ordered[:, 1:] != ordered[:, :-1]).sum(1) + 1
+    # numpy's sort of short rows is ~4x faster than torch's on the CPU
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+        ordered = torch.from_numpy(np.sort(flat.numpy(force=True), 1))
+    else:
+        ordered = flat.sort(1).values
+    distinct = ((ordered[:, 1:] != ordered[:, :-1]).sum(1) + 1).to(x.device)
     levels = (2.0 ** torch.ceil(torch.log2(distinct.to(torch.float64)))).to(x.dtype).view(-1, *[1] * (x.ndim - 1))
     return torch.poisson(x.clamp_min(0) * levels) / levels
 

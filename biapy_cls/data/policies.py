@@ -73,33 +73,40 @@ GEOMETRY = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tensor:
     """ShearX/Y (shear factor, about the image's top-left corner, the outer edge of its first pixel, as PIL
-    and torchvision's center=[0, 0]: hence the half pixel),
-    TranslateX/Y (whole pixels) and Rotate (degrees, about the centre), image i doing ops[i] (any other
-    name: unchanged) with magnitude mag[i]: one nearest-neighbour resampling of the whole batch, zeros
-    outside (torchvision's default fill). Each operation's source positions are computed with its own
-    formula for every image and picked per image, so that batching changes no pixel; an unchanged image
-    samples its own pixel centres, which nearest-neighbour returns exactly."""
+    and torchvision's center=[0, 0]: hence the half pixel), TranslateX/Y (whole pixels) and Rotate
+    (degrees, about the centre), image i doing ops[i] (any other name: unchanged) with magnitude mag[i]:
+    one nearest-neighbour resampling for all of them, zeros outside (torchvision's default fill). Each
+    image's source positions come from its own operation's formula, so batching changes no pixel."""
     n, _, h, w = x.shape
+    moved = [i for i, op in enumerate(ops) if op in GEOMETRY]
+    if not moved:
+        return x
     ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
                             torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
-    m = mag.to(x.dtype).view(n, 1, 1)
-    xs_n, ys_n = xs.expand(n, h, w), ys.expand(n, h, w)
-    a = torch.deg2rad(m)
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    u, v = xs - cx, ys - cy
-    candidates = {  # op -> (source x, source y)
-        "ShearX": (xs + m * (ys + 0.5), ys_n),
-        "ShearY": (xs_n, ys + m * (xs + 0.5)),
-        "TranslateX": (xs - m.trunc(), ys_n),
-        "TranslateY": (xs_n, ys - m.trunc()),
-        "Rotate": (torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy),
+
+    def rotate(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = torch.deg2rad(m)
+        u, v = xs - cx, ys - cy
+        return torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy
+
+    formulas = {  # op -> (source x, source y) of its images, m: their magnitudes (k, 1, 1)
+        "ShearX": lambda m: (xs + m * (ys + 0.5), ys),
+        "ShearY": lambda m: (xs, ys + m * (xs + 0.5)),
+        "TranslateX": lambda m: (xs - m.trunc(), ys),
+        "TranslateY": lambda m: (xs, ys - m.trunc()),
+        "Rotate": rotate,
     }
-    src_x, src_y = xs_n, ys_n
-    for name in set(ops) & set(GEOMETRY):
-        pick = torch.tensor([op == name for op in ops], device=x.device).view(n, 1, 1)
-        src_x, src_y = torch.where(pick, candidates[name][0], src_x), torch.where(pick, candidates[name][1], src_y)
-    grid = torch.stack([(src_x + 0.5) / w * 2 - 1, (src_y + 0.5) / h * 2 - 1], -1)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    src = torch.empty(len(moved), h, w, 2, dtype=x.dtype, device=x.device)
+    for name in {ops[i] for i in moved}:
+        local = [j for j, i in enumerate(moved) if ops[i] == name]
+        m = mag[[moved[j] for j in local]].to(device=x.device, dtype=x.dtype).view(-1, 1, 1)
+        src_x, src_y = formulas[name](m)
+        src[local, ..., 0], src[local, ..., 1] = src_x, src_y
+    grid = (src + 0.5) / torch.tensor([w, h], dtype=x.dtype, device=x.device) * 2 - 1
+    out = x.clone()
+    out[moved] = F.grid_sample(x[moved], grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

@@ -286,3 +286,15 @@ def test_median_networks_select_the_median_of_every_ordering():
     for i, k in enumerate(sizes.tolist()):
         padded = torch.nn.functional.pad(x[i : i + 1], [k // 2, k // 2, 0, 0], mode="replicate")
         assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)
+
+
+@pytest.mark.parametrize("shape", [(5, 2, 24, 20), (3, 1, 6, 10, 12)])
+def test_resampling_grid_is_affine_grids(shape):
+    """The warp builds its grid as one matrix product with a cached base grid; it must be PyTorch's."""
+    from biapy_cls.data.augment import _affine_grid
+
+    torch.manual_seed(0)
+    d = len(shape) - 2
+    theta = torch.randn(shape[0], d, d + 1)
+    expected = torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
+    assert torch.allclose(_affine_grid(theta, torch.Size(shape)), expected, atol=1e-6)
