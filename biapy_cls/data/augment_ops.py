@@ -70,15 +70,33 @@ def cutblur(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     n, (h, w) = x.shape[0], x.shape[-2:]
     planes = _planes(x)
     ratio = torch.randint(int(aug.CBLUR_DOWN_RANGE[0]), int(aug.CBLUR_DOWN_RANGE[1]) + 1, (n,), device=x.device)
-    low = torch.empty_like(planes)
-    for r in ratio.unique().tolist():
-        sel = (ratio == r).nonzero().squeeze(1)
-        small = F.interpolate(planes[sel], size=(max(1, h // r), max(1, w // r)), mode="area")
-        low[sel] = F.interpolate(small, size=(h, w), mode="nearest")
+    low = _low_resolution(planes, ratio)
     box = _box_masks(n, (h, w), _uniform(n, aug.CBLUR_SIZE, x.device), x.device)[:, None]
     if not aug.CBLUR_INSIDE:
         box = box ^ (torch.rand(n, device=x.device) < 0.5).view(n, 1, 1, 1)
     return torch.where(box, low, planes).reshape(x.shape)
+
+
+def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Each image's planes area-downsampled to (H // r, W // r) for its own r, then nearest-upsampled back:
+    F.interpolate(mode='area') then F.interpolate(mode='nearest'), for every ratio at once. Each output
+    pixel is the mean of the adaptive-pooling window of its low-resolution cell; the mean is separable, so
+    it is two products with per-image averaging matrices (one per axis)."""
+    n, _, h, w = planes.shape
+    dev, dt = planes.device, planes.dtype
+
+    def averaging(size: int) -> torch.Tensor:
+        """(n, size, size): row i averages the window of pixel i's cell."""
+        small = (size // ratio).clamp_min(1).view(n, 1)  # cells along this axis, per image
+        # nearest: cell = floor(i * small / size) in float32, as PyTorch's kernel; then the adaptive window
+        cell = (torch.arange(size, device=dev, dtype=torch.float32) * (small.float() / size)).floor().long()
+        cell = torch.minimum(cell, small - 1)
+        start, end = cell * size // small, ((cell + 1) * size + small - 1) // small
+        k = torch.arange(size, device=dev).view(1, 1, size)
+        inside = (k >= start[..., None]) & (k < end[..., None])
+        return inside.to(dt) / (end - start)[..., None].to(dt)
+
+    return averaging(h)[:, None] @ planes @ averaging(w)[:, None].transpose(-1, -2)
 
 
 def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
@@ -89,12 +107,11 @@ def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     count = torch.randint(int(aug.CNOISE_NB_ITERATIONS[0]), boxes + 1, (n,), device=dev)
     top = x.flatten(1).amax(1)
     # Independent noises of overlapping boxes add up to one Gaussian of the summed variance: one draw.
-    variance = torch.zeros(n, *spatial, device=dev, dtype=x.dtype)
-    for b in range(boxes):
-        active = count > b
-        inside = _box_masks(n, spatial, _uniform(n, aug.CNOISE_SIZE, dev), dev) & active.view(-1, *[1] * len(spatial))
-        amp = (_uniform(n, aug.CNOISE_SCALE, dev) * top).view(-1, *[1] * len(spatial))
-        variance += inside * amp**2
+    # All boxes of all images are drawn at once (per-call overhead dominates at small sizes).
+    inside = _box_masks(n * boxes, spatial, _uniform(n * boxes, aug.CNOISE_SIZE, dev), dev).view(n, boxes, *spatial)
+    active = (torch.arange(boxes, device=dev) < count[:, None]).view(n, boxes, *[1] * len(spatial))
+    amp = (_uniform(n * boxes, aug.CNOISE_SCALE, dev).view(n, boxes) * top[:, None]).view(n, boxes, *[1] * len(spatial))
+    variance = (inside & active).to(x.dtype).mul(amp**2).sum(1)
     return x + (variance.sqrt() * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
 
 

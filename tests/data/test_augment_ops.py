@@ -135,3 +135,20 @@ def test_missing_sections_fill_a_line_with_the_plane_mean(ndim):
         line = px[0] != py[0]
         assert torch.allclose(py[0][line], px[0].mean().expand(int(line.sum())))
         assert 0.05 < line.float().mean() < 0.4  # a line 2 dilations thick across a 32-pixel image
+
+
+@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (3, 5)])
+def test_cutblur_low_resolution_is_area_then_nearest(size):
+    """CUTBLUR's low-resolution copy, computed for every ratio at once, is PyTorch's area downsampling
+    followed by nearest upsampling, image by image."""
+    import torch.nn.functional as F
+
+    from biapy_cls.data.augment_ops import _low_resolution
+
+    torch.manual_seed(0)
+    h, w = size
+    x, ratio = torch.rand(9, 3, h, w), torch.randint(2, 9, (9,))
+    expected = torch.cat([F.interpolate(F.interpolate(x[i:i + 1], size=(max(1, h // int(r)), max(1, w // int(r))),
+                                                      mode="area"), size=(h, w), mode="nearest")
+                          for i, r in enumerate(ratio)])
+    assert torch.allclose(_low_resolution(x, ratio), expected, atol=1e-6)
