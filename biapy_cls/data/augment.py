@@ -176,8 +176,9 @@ class Augmenter:
                 continue
             idx = masks[name].nonzero().squeeze(1)
             if idx.numel():
-                fn = FUNCTIONS.get(name)
-                x[idx] = fn(x[idx], self.aug, self.ndim) if fn else getattr(self, f"_{name.lower()}")(x[idx])
+                fn = FUNCTIONS.get(name) or getattr(self, f"_{name.lower()}")
+                sub = x.index_select(0, idx)  # index_select / index_copy_: ~3x cheaper than x[idx] on the CPU
+                x.index_copy_(0, idx, fn(sub, self.aug, self.ndim) if name in FUNCTIONS else fn(sub))
         return self.policy(x) if self.policy else x
 
     # -- 1. exact moves ------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class Augmenter:
             idx = mask.nonzero().squeeze(1)
             if not idx.numel():
                 continue
-            sub = x[idx]
+            sub = x.index_select(0, idx)
             m = len(idx)
             if use_affine:
                 theta = self._theta({k: v[idx] for k, v in masks.items()}, sub)
@@ -284,7 +285,7 @@ class Augmenter:
             if with_field is not None and with_field[idx].any():
                 field = self._elastic_field(sub) * with_field[idx].view(-1, 1, 1, 1).to(sub.dtype)
             fill = self.affine_fill if use_affine else self.elastic_fill
-            x[idx] = self._sample(sub, theta, field, fill)
+            x.index_copy_(0, idx, self._sample(sub, theta, field, fill))
         return x
 
     # -- 3. blurs ------------------------------------------------------------------------------------
@@ -329,7 +330,12 @@ class Augmenter:
         p = planes.shape[1]
         weight = kernel.to(x.dtype).repeat_interleave(p, 0)[:, None]
         padded = F.pad(planes.reshape(1, n * p, *planes.shape[-2:]), [size // 2] * 4, mode="replicate")
-        return F.conv2d(padded, weight, groups=n * p).reshape(x.shape)
+        # The planes are padded up to a multiple of 8 groups: the subset of images changes size every batch,
+        # and oneDNN builds a new convolution for every new shape (twice the cost of the convolution itself).
+        groups = -(-n * p // 8) * 8
+        weight = F.pad(weight, [0, 0, 0, 0, 0, 0, 0, groups - n * p])
+        padded = F.pad(padded, [0, 0, 0, 0, 0, groups - n * p])
+        return F.conv2d(padded, weight, groups=groups)[:, :n * p].reshape(x.shape)
 
     # -- 4. intensity --------------------------------------------------------------------------------
     def _gamma_contrast(self, x: torch.Tensor) -> torch.Tensor:

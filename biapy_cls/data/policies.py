@@ -111,15 +111,14 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """torchvision's adjust_sharpness: blend with a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13) whose
-    border pixels are the image's own, per channel."""
-    n, c, h, w = x.shape
-    if h <= 2 or w <= 2:
+    border pixels are the image's own, per channel. The smoothing is a 3x3 box sum plus 4x the centre,
+    written as shifted sums (a convolution would be rebuilt by oneDNN for every new subset size)."""
+    if x.shape[-2] <= 2 or x.shape[-1] <= 2:
         return x
-    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
-    kernel[1, 1] = 5
-    kernel = (kernel / kernel.sum()).expand(c, 1, 3, 3)
+    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
     smooth = x.clone()
-    smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel, groups=c)
+    smooth[..., 1:-1, 1:-1] = (box + 4 * x[..., 1:-1, 1:-1]) / 13
     return _blend(x, smooth, factor)
 
 
@@ -187,7 +186,7 @@ class Policy(PolicySettings):
                 y = _geometry(y, drawn, mags.to(dev))
             for op in set(drawn) - set(GEOMETRY) - {"Identity"}:  # one call per operation, a magnitude per image
                 sel = torch.tensor([i for i, name in enumerate(drawn) if name == op], device=dev)
-                y[sel] = apply_op(y[sel], op, mags[sel.cpu()])
+                y.index_copy_(0, sel, apply_op(y.index_select(0, sel), op, mags[sel.cpu()]))
         return y * span + low
 
 
