@@ -298,3 +298,28 @@ def test_resampling_grid_is_affine_grids(shape):
     theta = torch.randn(shape[0], d, d + 1)
     expected = torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
     assert torch.allclose(_affine_grid(theta, torch.Size(shape)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13)])
+def test_elastic_field_is_fft_smoothed_uniform_noise(size):
+    """ELASTIC's displacements: uniform noise in [-1, 1] smoothed (circularly) by a Gaussian of E_SIGMA
+    pixels, times E_ALPHA pixels; computed with circulant matrices, it must equal the FFT definition."""
+    import math
+
+    from biapy_cls.data.augment import Augmenter
+
+    cfg = get_cfg_defaults()
+    cfg.AUGMENTOR.ENABLE, cfg.AUGMENTOR.ELASTIC, cfg.AUGMENTOR.E_SIGMA = True, True, 3.0
+    augmenter = Augmenter.from_cfg(cfg)
+    h, w = size
+    images = torch.rand(5, 1, h, w)
+    torch.manual_seed(0)
+    field = augmenter._elastic_field(images)
+    torch.manual_seed(0)
+    noise = torch.rand(5, 2, h, w) * 2 - 1
+    fy, fx = torch.fft.fftfreq(h)[:, None], torch.fft.rfftfreq(w)[None, :]
+    smooth = torch.fft.irfft2(torch.fft.rfft2(noise) * torch.exp(-2 * (math.pi * 3.0) ** 2 * (fy**2 + fx**2)), s=(h, w))
+    low, high = cfg.AUGMENTOR.E_ALPHA
+    alpha = (torch.rand(5) * (high - low) + low).view(5, 1, 1, 1)
+    expected = (smooth * alpha).permute(0, 2, 3, 1) * torch.tensor([2.0 / w, 2.0 / h])
+    assert torch.allclose(field, expected, atol=1e-6)
