@@ -19,7 +19,8 @@ JSON file; `--render` turns that file into the markdown table of docs/models.md,
 `<!-- bench/model_ablation.py begin -->` and `<!-- bench/model_ablation.py end -->` with `--docs`.
 
 `--design` changes one design choice of the model (a field of DESIGN in the architecture's module:
-biapy_cls/models/vit.py, simple_cnn.py, efficientnet.py) to measure what it earns.
+biapy_cls/models/vit.py, simple_cnn.py, efficientnet.py; EfficientNet's 3D design is DESIGN_3D) to measure
+what it earns.
 CPU seconds (of this process) are less disturbed than wall seconds by other processes on the machine.
 """
 
@@ -55,8 +56,9 @@ SETUPS = {  # ndim: (template, data flags, extra overrides)
 }
 
 
-def apply_design(arch: str, changes: list[str]) -> str:
-    """Set fields of the architecture module's DESIGN (e.g. stem=patchify); returns them as text."""
+def apply_design(arch: str, changes: list[str], ndim: str = "2D") -> str:
+    """Set fields of the architecture module's DESIGN (e.g. stem=patchify), or of its DESIGN_3D in 3D where it
+    has one (efficientnet.py); returns them as text."""
     from biapy_cls.models import architecture_module, normalize_architecture
 
     if not changes:
@@ -69,7 +71,8 @@ def apply_design(arch: str, changes: list[str]) -> str:
             values[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             values[key] = text
-    module.DESIGN = replace(module.DESIGN, **values)
+    name = "DESIGN_3D" if ndim == "3D" and hasattr(module, "DESIGN_3D") else "DESIGN"
+    setattr(module, name, replace(getattr(module, name), **values))
     return " ".join(changes) or "default"
 
 
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    variant = apply_design(args.arch, args.design)
+    variant = apply_design(args.arch, args.design, args.ndim)
     data = ensure_data(args.ndim, Path(args.data))
     extra = [v for kv in args.set for v in kv]
     if args.jobs > 1 and len(args.seeds) > 1:

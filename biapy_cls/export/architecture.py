@@ -25,6 +25,9 @@ CALLABLE = "BiapyClsClassifier"
 # are written into the file instead.
 _REGISTRY_IMPORT = re.compile(r"^from biapy_cls\.models import (?P<names>[\w, ]+)\n", re.MULTILINE)
 _INLINED = {"ModelSpec", "dropout_rate"}
+# The layouts biapy-cls 0.1.0 built before the package kwargs named one (until 2026-12-02): such packages
+# are rebuilt with these, not with today's (EfficientNet's layout 2 has the same weights' shapes).
+LAYOUTS_OF_UNNAMED = {"vit": 2}
 
 
 class _ModelCfg(dict):
@@ -40,9 +43,11 @@ class _ModelCfg(dict):
 def model_kwargs(spec: ModelSpec, model_cfg: CN) -> dict:
     """The package's `architecture.kwargs`: plain YAML values only."""
     plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_cfg.items() if not isinstance(v, CN)}
+    # layout: a package exported from an older checkpoint (or run by a later biapy-cls) rebuilds the layers
+    # it was trained with, not the current ones (the weights of two EfficientNet layouts even fit each other).
     return {"architecture": normalize_architecture(spec.architecture), "ndim": spec.ndim,
             "in_channels": spec.in_channels, "n_classes": spec.n_classes, "spatial": list(spec.spatial),
-            "model_cfg": plain}
+            "model_cfg": plain, "layout": spec.layout}
 
 
 class ProbabilityModel(nn.Module):
@@ -60,8 +65,10 @@ class BiapyClsClassifier(ProbabilityModel):
     """The exported network rebuilt from `model_kwargs` with biapy-cls installed."""
 
     def __init__(self, architecture: str, ndim: str, in_channels: int, n_classes: int, spatial: list[int],
-                 model_cfg: dict | None = None):
-        spec = ModelSpec(architecture, ndim, int(in_channels), int(n_classes), tuple(spatial))
+                 model_cfg: dict | None = None, layout: int | None = None):
+        if layout is None:  # a package written before its kwargs named the layout
+            layout = LAYOUTS_OF_UNNAMED.get(normalize_architecture(architecture), 1)
+        spec = ModelSpec(architecture, ndim, int(in_channels), int(n_classes), tuple(spatial), layout=int(layout))
         super().__init__(build_model(spec, _ModelCfg(model_cfg or {})))
 
 
@@ -82,6 +89,7 @@ class ModelSpec:
     in_channels: int
     n_classes: int
     spatial: tuple
+    layout: int = 1
 
 
 {dropout_rate}
@@ -98,9 +106,9 @@ class _ModelCfg(dict):
 
 
 class {callable}(nn.Module):
-    def __init__(self, architecture, ndim, in_channels, n_classes, spatial, model_cfg=None):
+    def __init__(self, architecture, ndim, in_channels, n_classes, spatial, model_cfg=None, layout=1):
         super().__init__()
-        spec = ModelSpec(architecture, ndim, int(in_channels), int(n_classes), tuple(spatial))
+        spec = ModelSpec(architecture, ndim, int(in_channels), int(n_classes), tuple(spatial), int(layout))
         self.net = {builder}(spec, _ModelCfg(model_cfg or {{}}))
 
     def forward(self, x):

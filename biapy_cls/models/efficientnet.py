@@ -1,10 +1,18 @@
 """EfficientNet B0-B7: 2D from timm, 3D from MONAI; never any weight download.
 
 EfficientNets reduce the image 32 times (five stride-2 steps), made for 224x224 photographs. On a small
-biomedical patch that leaves a 1x1 map after a few stages, or nothing to learn from. So strided steps
-are turned into stride 1, from the last one backwards, until the final map keeps at least 2 pixels
-along the longest axis (32x32 and 16x32x32 -> total stride 16). The last steps are the cheap ones to
-keep at full resolution: their maps are the smallest.
+biomedical patch that leaves a 1x1 map after a few stages, or nothing to learn from. So stride-2 steps
+run at stride 1 until the final map keeps `min_final` pixels along the longest axis. Which steps, and
+the other choices for training from scratch on small data, are a Design, measured in docs/models.md
+(issue 14: BiaPy's settings, AdamW 1e-3, no scheduler, 10 epochs on the digits):
+- 2D (layout 2): the stem first (the early, wide layers then see the full-resolution image), then the
+  last stages, down to a 4-pixel final map (32x32 -> total stride 8); each residual block starts as the
+  identity (zero-initialised last batch norm). Test accuracy 0.961 against layout 1's 0.906.
+- 3D (layout 2): the last stages first (a stride-1 3D stem costs ~7x the compute), down to a 2-pixel map;
+  PyTorch's batch-norm momentum 0.1 instead of MONAI's 0.01 (whose running statistics lag so far behind
+  the weights in a short training that layout 1 tests at chance), no drop-connect (MONAI's 0.2 slows a
+  short training), zero-initialised residual blocks.
+- Layout 1 (biapy-cls before issue 14): the last stages first, down to 2 pixels, the libraries' defaults.
 
 MONAI's 3D EfficientNet pads 'same' with paddings computed once for a cubic image size, which breaks on
 anisotropic volumes such as 16x32x32; its convolutions get symmetric padding (k // 2) instead, as
@@ -37,26 +45,30 @@ class Design:
     bn_momentum: float | None = None  # PyTorch convention: weight of the new batch in the running stats
     drop_path: float | None = None  # stochastic depth rate of the last block (timm drop_path_rate)
     first_to_keep: str = "last"  # at small sizes: "last" stride-2 stages run at stride 1 first, or the "stem"
+    min_final: int = MIN_FINAL  # pixels the last feature map keeps along the longest axis
+    warmup_epochs: float = 0.0  # linear LR warm-up when TRAIN.LR_SCHEDULER names none (engine.optim)
+    zero_init_last: bool = False  # each residual block starts as the identity (its last BN's scale 0)
 
 
 LEGACY = Design()  # layout 1: biapy-cls before issue 14
-DESIGN = Design()
-LAYOUT = 1  # must match biapy_cls.models.LAYOUTS
+DESIGN = Design(first_to_keep="stem", min_final=4, zero_init_last=True)  # 2D, layout 2
+DESIGN_3D = Design(bn_momentum=0.1, drop_path=0.0, zero_init_last=True)  # 3D, layout 2
+LAYOUT = 2  # must match biapy_cls.models.LAYOUTS
 
 
-def strides_to_drop(spatial: tuple[int, ...]) -> int:
-    """How many of the four strided stages to run at stride 1 for this patch size."""
+def strides_to_drop(spatial: tuple[int, ...], min_final: int = MIN_FINAL) -> int:
+    """How many of the stride-2 steps to run at stride 1 for this patch size."""
     longest = max(spatial)
     drop = 0
     # padding gives ceil(size / stride) pixels at the end
-    while drop < 4 and -(-longest // (FULL_STRIDE >> drop)) < MIN_FINAL:
+    while drop < 4 and -(-longest // (FULL_STRIDE >> drop)) < min_final:
         drop += 1
     return drop
 
 
 def _split_drop(spec: ModelSpec, design: Design) -> tuple[bool, int]:
     """(run the stem at stride 1, how many of the last strided stages run at stride 1)."""
-    dropped = strides_to_drop(spec.spatial)
+    dropped = strides_to_drop(spec.spatial, design.min_final)
     if design.first_to_keep == "stem" and dropped:
         return True, dropped - 1
     return False, dropped
@@ -68,6 +80,21 @@ def _set_bn_momentum(model: nn.Module, momentum: float | None) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = momentum
+
+
+def _zero_init_last(model: nn.Module, enabled: bool) -> None:
+    """Zero the scale of the batch norm that ends each residual branch (Goyal et al. 2017): every block
+    then starts as the identity, and the deep network trains like a shallow one in its first steps."""
+    if not enabled:
+        return
+    for block in model.modules():
+        if getattr(block, "has_skip", False) and hasattr(block, "bn3"):  # timm InvertedResidual
+            nn.init.zeros_(block.bn3.weight)
+        elif getattr(block, "has_skip", False) and hasattr(block, "bn2"):  # timm DepthwiseSeparableConv
+            nn.init.zeros_(block.bn2.weight)
+        elif hasattr(block, "_project_conv") and getattr(block, "id_skip", False) and block.stride == 1 and (
+                block.in_channels == block.out_channels):  # MONAI MBConvBlock
+            nn.init.zeros_(block._bn2.weight)
 
 
 def _timm_2d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) -> nn.Module:
@@ -84,6 +111,7 @@ def _timm_2d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) ->
     for conv in strided[len(strided) - n_stages:]:
         conv.stride = (1, 1)
     _set_bn_momentum(model, design.bn_momentum)
+    _zero_init_last(model, design.zero_init_last)
     return model
 
 
@@ -116,6 +144,7 @@ def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) -
     if stem:
         model._conv_stem.stride = (1, 1, 1)
     _set_bn_momentum(model, design.bn_momentum)
+    _zero_init_last(model, design.zero_init_last)
     for module in list(model.modules()):
         if isinstance(module, nn.Conv3d):
             module.padding = tuple(k // 2 for k in module.kernel_size)
@@ -130,9 +159,11 @@ def design_for(spec: ModelSpec) -> Design:
     if spec.layout > LAYOUT:
         raise CheckpointError(f"This {spec.architecture} checkpoint has model layout {spec.layout}, newer than this "
                               f"biapy-cls knows ({LAYOUT}). Update biapy-cls to use it.")
-    # The current layout is built with DESIGN (which bench/model_ablation.py changes); only older ones with
-    # their own frozen design. (`== 1` made every EfficientNet LEGACY while LAYOUT is 1: the ablation a no-op.)
-    return LEGACY if spec.layout < LAYOUT else DESIGN
+    # The current layout is built with DESIGN / DESIGN_3D (which bench/model_ablation.py changes); older ones
+    # with their own frozen design.
+    if spec.layout < LAYOUT:
+        return LEGACY
+    return DESIGN_3D if spec.ndim == "3D" else DESIGN
 
 
 def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:
@@ -141,11 +172,15 @@ def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:
     if variant not in VARIANTS:
         raise ValueError(f"{spec.architecture} is not an EfficientNet variant ({', '.join(VARIANTS)})")
     drop_rate = dropout_rate(model_cfg, 0.2)  # timm's own default dropout when DROPOUT_VALUES is empty
-    dropped = strides_to_drop(spec.spatial)
-    if dropped:
-        log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {dropped} of its 5 "
-                 f"stride-2 steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
     design = design_for(spec)
-    if spec.ndim == "3D":
-        return _monai_3d(spec, variant, drop_rate, design)
-    return _timm_2d(spec, variant, drop_rate, design)
+    dropped = strides_to_drop(spec.spatial, design.min_final)
+    if dropped:
+        stem, stages = _split_drop(spec, design)
+        which = " and ".join(part for part in ("the stem" if stem else "",
+                                               f"the last {stages} stage(s)" if stages else "") if part)
+        log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {which} of its 5 stride-2 "
+                 f"steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
+    build = _monai_3d if spec.ndim == "3D" else _timm_2d
+    model = build(spec, variant, drop_rate, design)
+    model.warmup_epochs = design.warmup_epochs  # read by engine.optim.auto_warmup_steps
+    return model

@@ -165,3 +165,46 @@ def test_efficientnet_is_built_with_the_current_design(monkeypatch):
     net = build_model(ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32)))
     assert {m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
     assert net.conv_stem.stride == (1, 1)
+
+
+def _strides(net: nn.Module) -> list[tuple[int, ...]]:
+    return [m.stride for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)) and max(m.stride) > 1]
+
+
+@pytest.mark.parametrize("ndim,spatial", [("2D", (32, 32)), ("3D", (16, 32, 32))])
+def test_a_layout_1_efficientnet_checkpoint_is_rebuilt_as_it_was(ndim, spatial):
+    """Issue 14 changed EfficientNet's strides and initialisation (layout 2) without changing any weight's
+    shape: a layout-1 checkpoint would load into the new layers silently. It must get its old ones."""
+    from biapy_cls.models import efficientnet
+
+    old = build_model(ModelSpec("efficientnet_b0", ndim, 1, 10, spatial, layout=1), model_cfg())
+    new = build_model(ModelSpec("efficientnet_b0", ndim, 1, 10, spatial), model_cfg())
+    assert ModelSpec("efficientnet_b0", ndim, 1, 10, spatial).layout == efficientnet.LAYOUT == 2
+    bn = nn.BatchNorm2d if ndim == "2D" else nn.BatchNorm3d
+
+    def layers(net: nn.Module) -> tuple:
+        norms = [m for m in net.modules() if isinstance(m, bn)]
+        return _strides(net), {m.momentum for m in norms}, sum(bool((m.weight == 0).all()) for m in norms)
+
+    # layout 1: stem and first three strided stages at stride 2, the last at 1 (total stride 16), the
+    # libraries' batch-norm momentum (timm 0.1, MONAI 0.01), no zero-initialised block
+    assert layers(old) == ([(2,) * len(spatial)] * 4, {0.1 if ndim == "2D" else 0.01}, 0)
+    assert layers(new) != layers(old)
+    new.load_state_dict(old.state_dict())  # the same names and shapes: only the layout tells them apart
+
+
+def test_exported_packages_rebuild_the_layout_they_were_trained_with():
+    """A BMZ package's architecture kwargs name the layout; packages written before they did are rebuilt
+    with the layouts of that time (EfficientNet 1, ViT 2)."""
+    from biapy_cls.export.architecture import BiapyClsClassifier, model_kwargs
+
+    old_spec = ModelSpec("efficientnet_b0", "2D", 1, 10, (32, 32), layout=1)
+    kwargs = model_kwargs(old_spec, model_cfg())
+    assert kwargs["layout"] == 1
+    rebuilt = BiapyClsClassifier(**kwargs).net
+    assert _strides(rebuilt) == _strides(build_model(old_spec, model_cfg()))
+    del kwargs["layout"]
+    assert _strides(BiapyClsClassifier(**kwargs).net) == _strides(rebuilt)
+    vit = model_kwargs(ModelSpec("vit", "2D", 1, 10, (32, 32)), model_cfg())
+    del vit["layout"]
+    assert BiapyClsClassifier(**vit).net.__class__.__module__ == "biapy_cls.models.vit"
