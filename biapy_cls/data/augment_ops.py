@@ -192,9 +192,13 @@ def _impulse(x: torch.Tensor, amount: float, salt_share: float) -> torch.Tensor:
     1.0 (salt, the dtype's maximum) for a share `salt_share` of them, else to 0 (pepper; -1 for images
     with negative values, as skimage)."""
     hit = torch.rand_like(x) < amount
-    salt = torch.rand_like(x) < salt_share
+    if salt_share >= 1:  # SALT: no second draw
+        return x.masked_fill(hit, 1.0)
     negative = (x.flatten(1).amin(1) < 0).view(-1, *[1] * (x.ndim - 1))
     low = torch.where(negative, -1.0, 0.0).to(x.dtype)
+    if salt_share <= 0:  # PEPPER
+        return torch.where(hit, low, x)
+    salt = torch.rand_like(x) < salt_share
     return torch.where(hit, torch.where(salt, torch.ones_like(x), low.expand_as(x)), x)
 
 

@@ -19,6 +19,7 @@ recolour.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,37 +77,47 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
     and torchvision's center=[0, 0]: hence the half pixel), TranslateX/Y (whole pixels) and Rotate
     (degrees, about the centre), image i doing ops[i] (any other name: unchanged) with magnitude mag[i]:
     one nearest-neighbour resampling for all of them, zeros outside (torchvision's default fill). Each
-    image's source positions come from its own operation's formula, so batching changes no pixel."""
+    moved image gets its own matrix from source to output pixel positions, written out in Python (a few
+    numbers per image: cheaper than tensor operations at this size), then one product with the pixel grid."""
     n, _, h, w = x.shape
     moved = [i for i, op in enumerate(ops) if op in GEOMETRY]
     if not moved:
         return x
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
-                            torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
+    values = mag.tolist()
     cx, cy = (w - 1) / 2, (h - 1) / 2
-
-    def rotate(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = torch.deg2rad(m)
-        u, v = xs - cx, ys - cy
-        return torch.cos(a) * u - torch.sin(a) * v + cx, torch.sin(a) * u + torch.cos(a) * v + cy
-
-    formulas = {  # op -> (source x, source y) of its images, m: their magnitudes (k, 1, 1)
-        "ShearX": lambda m: (xs + m * (ys + 0.5), ys),
-        "ShearY": lambda m: (xs, ys + m * (xs + 0.5)),
-        "TranslateX": lambda m: (xs - m.trunc(), ys),
-        "TranslateY": lambda m: (xs, ys - m.trunc()),
-        "Rotate": rotate,
-    }
-    src = torch.empty(len(moved), h, w, 2, dtype=x.dtype, device=x.device)
-    for name in {ops[i] for i in moved}:
-        local = [j for j, i in enumerate(moved) if ops[i] == name]
-        m = mag[[moved[j] for j in local]].to(device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        src_x, src_y = formulas[name](m)
-        src[local, ..., 0], src[local, ..., 1] = src_x, src_y
-    grid = (src + 0.5) / torch.tensor([w, h], dtype=x.dtype, device=x.device) * 2 - 1
+    rows = []  # source (x, y) = [[a, b, c], [d, e, f]] @ (x, y, 1) of the output pixel, in pixel indices
+    for i in moved:
+        op, v = ops[i], float(values[i])
+        if op == "ShearX":
+            rows.append([[1.0, v, 0.5 * v], [0.0, 1.0, 0.0]])
+        elif op == "ShearY":
+            rows.append([[1.0, 0.0, 0.0], [v, 1.0, 0.5 * v]])
+        elif op == "TranslateX":
+            rows.append([[1.0, 0.0, -float(math.trunc(v))], [0.0, 1.0, 0.0]])
+        elif op == "TranslateY":
+            rows.append([[1.0, 0.0, 0.0], [0.0, 1.0, -float(math.trunc(v))]])
+        else:  # Rotate: counter-clockwise by v degrees about the centre, as torchvision
+            c, s = math.cos(math.radians(v)), math.sin(math.radians(v))
+            rows.append([[c, -s, cx - c * cx + s * cy], [s, c, cy - s * cx - c * cy]])
+    # pixel index p -> grid_sample's [-1, 1] units (align_corners=False): (2 p + 1) / size - 1
+    to_grid = torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1], [0.0, 2.0 / h, 1.0 / h - 1]], dtype=torch.float64)
+    matrices = to_grid[:, :2] @ torch.tensor(rows, dtype=torch.float64)
+    matrices[..., 2] += to_grid[:, 2]
+    grid = _affine_pixels(matrices.to(x.dtype).to(x.device), h, w)
+    index = torch.tensor(moved, device=x.device)
     out = x.clone()
-    out[moved] = F.grid_sample(x[moved], grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    out.index_copy_(0, index, F.grid_sample(x.index_select(0, index), grid, mode="nearest", padding_mode="zeros",
+                                            align_corners=False))
     return out
+
+
+def _affine_pixels(matrices: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(k, h, w, 2): each matrix (k, 2, 3) applied to (x, y, 1) of every pixel index."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=matrices.dtype, device=matrices.device),
+                            torch.arange(w, dtype=matrices.dtype, device=matrices.device), indexing="ij")
+    base = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones(h * w, dtype=matrices.dtype,
+                                                                   device=matrices.device)])
+    return (matrices @ base).transpose(1, 2).reshape(-1, h, w, 2)
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
