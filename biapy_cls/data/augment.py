@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import AUGMENT_OPS, AugmentSettings
-from biapy_cls.data.augment_ops import FUNCTIONS
+from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE
 from biapy_cls.data.policies import Policy
 
 OPS = AUGMENT_OPS  # the switches, in the order they are applied (named once, in config/settings.py)
@@ -239,8 +239,9 @@ class Augmenter:
     def _elastic_field(self, x: torch.Tensor) -> torch.Tensor:
         """(n, H, W, 2) in-plane displacements in grid units: uniform noise in [-1, 1] smoothed by a
         Gaussian of E_SIGMA pixels, times E_ALPHA pixels (as imgaug and BiaPy). The smoothing wraps around
-        the borders (harmless for noise): a circular convolution, which is separable, so it is two products
-        with (H, H) and (W, W) circulant matrices, built once by FFT (the per-batch FFTs cost ~5x more)."""
+        the borders (harmless for noise): a circular convolution, which is separable, so for small images
+        it is two products with (H, H) and (W, W) circulant matrices, built once by FFT (two FFTs per batch
+        cost ~5x more at 32x32); larger images are smoothed by FFT."""
         aug = self.aug
         n, (h, w) = x.shape[0], x.shape[-2:]
         key = (h, w, x.device)
@@ -252,10 +253,18 @@ class Augmenter:
                 return torch.fft.ifft(torch.fft.fft(eye, dim=0) * transfer[:, None], dim=0).real.float()
 
             scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
-            self._elastic_cache[key] = (circulant(h), circulant(w).T.contiguous(), scale)
+            small = max(h, w) <= MATMUL_MAX_SIDE
+            self._elastic_cache[key] = (circulant(h) if small else None,
+                                        circulant(w).T.contiguous() if small else None, scale)
         smooth_y, smooth_x_t, scale = self._elastic_cache[key]
         noise = torch.rand(n, 2, h, w, device=x.device) * 2 - 1
-        field = smooth_y @ noise @ smooth_x_t
+        if max(h, w) <= MATMUL_MAX_SIDE:
+            field = smooth_y @ noise @ smooth_x_t
+        else:  # the same smoothing by FFT: the products grow with the side cubed
+            fy = torch.fft.fftfreq(h, device=x.device)[:, None]
+            fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
+            transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))
+            field = torch.fft.irfft2(torch.fft.rfft2(noise) * transfer, s=(h, w))
         alpha = _uniform(n, aug.E_ALPHA, x.device).view(n, 1, 1, 1)
         return (field * alpha).permute(0, 2, 3, 1) * scale
 

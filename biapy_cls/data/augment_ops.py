@@ -16,6 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Up to this image side, operations written as products with (side x side) matrices are cheaper than their
+# per-call-overhead-bound alternatives; beyond it the products' side^3 cost wins (256x256: ~100x the pixels).
+MATMUL_MAX_SIDE = 64
+
 
 def _uniform(n: int, bounds, device) -> torch.Tensor:
     low, high = float(bounds[0]), float(bounds[1])
@@ -81,9 +85,17 @@ def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """Each image's planes area-downsampled to (H // r, W // r) for its own r, then nearest-upsampled back:
     F.interpolate(mode='area') then F.interpolate(mode='nearest'), for every ratio at once. Each output
     pixel is the mean of the adaptive-pooling window of its low-resolution cell; the mean is separable, so
-    it is two products with per-image averaging matrices (one per axis)."""
+    it is two products with per-image averaging matrices (one per axis). Above MATMUL_MAX_SIDE, where
+    the products cost more than they save, the two interpolations run once per ratio (at most 7)."""
     n, _, h, w = planes.shape
     dev, dt = planes.device, planes.dtype
+    if max(h, w) > MATMUL_MAX_SIDE:
+        low = torch.empty_like(planes)
+        for r in ratio.unique().tolist():
+            sel = (ratio == r).nonzero().squeeze(1)
+            small = F.interpolate(planes[sel], size=(max(1, h // r), max(1, w // r)), mode="area")
+            low[sel] = F.interpolate(small, size=(h, w), mode="nearest")
+        return low
 
     def averaging(size: int) -> torch.Tensor:
         """(n, size, size): row i averages the window of pixel i's cell."""

@@ -300,7 +300,7 @@ def test_resampling_grid_is_affine_grids(shape):
     assert torch.allclose(_affine_grid(theta, torch.Size(shape)), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13)])
+@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (80, 72)])  # 80x72: the FFT path of large images
 def test_elastic_field_is_fft_smoothed_uniform_noise(size):
     """ELASTIC's displacements: uniform noise in [-1, 1] smoothed (circularly) by a Gaussian of E_SIGMA
     pixels, times E_ALPHA pixels; computed with circulant matrices, it must equal the FFT definition."""

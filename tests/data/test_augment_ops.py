@@ -137,10 +137,10 @@ def test_missing_sections_fill_a_line_with_the_plane_mean(ndim):
         assert 0.05 < line.float().mean() < 0.4  # a line 2 dilations thick across a 32-pixel image
 
 
-@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (3, 5)])
+@pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (3, 5), (80, 72)])  # 80x72: per-ratio path
 def test_cutblur_low_resolution_is_area_then_nearest(size):
-    """CUTBLUR's low-resolution copy, computed for every ratio at once, is PyTorch's area downsampling
-    followed by nearest upsampling, image by image."""
+    """CUTBLUR's low-resolution copy, computed for every ratio at once on small images, is PyTorch's area
+    downsampling followed by nearest upsampling, image by image."""
     import torch.nn.functional as F
 
     from biapy_cls.data.augment_ops import _low_resolution
