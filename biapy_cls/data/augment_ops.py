@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 # Up to this image side, operations written as products with (side x side) matrices are cheaper than their
-# per-call-overhead-bound alternatives; beyond it the products' side^3 cost wins (256x256: ~100x the pixels).
+# alternatives, which are bound by per-call overhead at small sizes; beyond it the products' work per pixel
+# (2 x side multiply-adds) makes them the dearer (512 per pixel at 256x256).
 MATMUL_MAX_SIDE = 64
 
 
