@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from biapy_cls.config.defaults import get_cfg_defaults  # noqa: E402
 from biapy_cls.config.settings import TrainSettings  # noqa: E402
 from biapy_cls.data.augment import OPS, Augmenter  # noqa: E402
+from biapy_cls.data.augment_ops import FUNCTIONS  # noqa: E402
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader  # noqa: E402
 from biapy_cls.data.discover import discover_labelled  # noqa: E402
 from biapy_cls.data.transforms import Normalizer, make_prepare  # noqa: E402
@@ -63,11 +64,23 @@ def run(train_dir: Path, quick: bool) -> dict:
         for images, _, _ in loader:
             prepare(images, loader.dataset.value_range, True)
 
-    def augment_only() -> None:
+    def augment_only(prepare=prepare) -> None:
         for _ in range(n // BATCH):
             prepare(batch_u8, 255.0, True)
 
+    # the same stored batch with fewer transformations: issue 5's set, then all of BiaPy's without RandAugment
+    issue5 = all_ops_cfg()
+    for name in FUNCTIONS:  # the eleven transformations issue 18 added (CUTMIX mixes labels: mixing.py)
+        issue5.AUGMENTOR[name] = False
+    issue5.AUGMENTOR.RANDAUGMENT.ENABLE = False
+    biapy_only = all_ops_cfg()
+    biapy_only.AUGMENTOR.RANDAUGMENT.ENABLE = False
+    subsets = {name: make_prepare(Normalizer.from_cfg(c), Augmenter.from_cfg(c)) for name, c in (
+        ("stored batch, issue 5's transformations only", issue5),
+        ("stored batch, every BiaPy transformation, no RandAugment", biapy_only))}
+
     pipelines = {"augmentation + normalisation of a stored batch": augment_only,
+                 **{name: (lambda p=p: augment_only(p)) for name, p in subsets.items()},
                  "in memory: loader + augmentation + normalisation": build_loader(memory, BATCH, True, 0, 0, False)}
     lazy = build_dataset(samples, spec, False, "bench")
     for workers in (0, 1, 2):
