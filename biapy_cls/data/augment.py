@@ -205,36 +205,35 @@ class Augmenter:
     def _theta(self, masks: dict, x: torch.Tensor) -> torch.Tensor:
         """(n, d, d+1) affine_grid matrices, written out: they map output to input positions in [-1, 1]
         units and invert the forward transform shift . rotation . shear . zoom, which acts in pixel
-        units on the axes (x, y[, z]). The random draws are one tensor; the few numbers per image are
-        computed in Python (at batch sizes, cheaper than ~50 tensor operations on short vectors)."""
-        aug, n = self.aug, x.shape[0]
-        # per image: zoom, shear, rotation, shift x, shift y, sign x, sign y (uniform in [0, 1))
-        draws = torch.rand(n, 7, device=x.device).tolist()
-        on = {name: masks[name].tolist() if name in masks else [False] * n for name in AFFINE_OPS}
+        units on the axes (x, y[, z])."""
+        aug, n, dev = self.aug, x.shape[0], x.device
+        ones, zeros = torch.ones(n, device=dev), torch.zeros(n, device=dev)
+        s = torch.where(masks["ZOOM"], _uniform(n, aug.ZOOM_RANGE, dev), ones) if "ZOOM" in masks else ones
+        t = torch.tan(torch.deg2rad(_uniform(n, aug.SHEAR_RANGE, dev)) * masks["SHEAR"]) if "SHEAR" in masks else zeros
+        angle = (
+            torch.deg2rad(_uniform(n, aug.RANDOM_ROT_RANGE, dev)) * masks["RANDOM_ROT"]
+            if "RANDOM_ROT" in masks
+            else zeros
+        )
+        c, si = torch.cos(angle), torch.sin(angle)
+        shift = []
+        for size in (x.shape[-1], x.shape[-2]):  # a fraction of the width/height, in a random direction
+            if "SHIFT" in masks:
+                sign = torch.randint(0, 2, (n,), device=dev) * 2 - 1
+                shift.append(_uniform(n, aug.SHIFT_RANGE, dev) * sign * size * masks["SHIFT"])
+            else:
+                shift.append(zeros)
+        # inverse of R @ [[1, t], [0, 1]] @ diag(s, s), then of the shift
+        i00, i01, i10, i11 = (c + t * si) / s, (si - t * c) / s, -si / s, c / s
+        o0, o1 = -(i00 * shift[0] + i01 * shift[1]), -(i10 * shift[0] + i11 * shift[1])
         hx, hy = x.shape[-1] / 2, x.shape[-2] / 2  # pixels -> [-1, 1] units
-
-        def within(bounds, u: float) -> float:
-            return float(bounds[0]) + u * (float(bounds[1]) - float(bounds[0]))
-
-        matrices = []
-        for i, (u_zoom, u_shear, u_rot, u_sx, u_sy, u_signx, u_signy) in enumerate(draws):
-            s = within(aug.ZOOM_RANGE, u_zoom) if on["ZOOM"][i] else 1.0
-            t = math.tan(math.radians(within(aug.SHEAR_RANGE, u_shear))) if on["SHEAR"][i] else 0.0
-            angle = math.radians(within(aug.RANDOM_ROT_RANGE, u_rot)) if on["RANDOM_ROT"][i] else 0.0
-            c, si = math.cos(angle), math.sin(angle)
-            shift_x = shift_y = 0.0
-            if on["SHIFT"][i]:  # a fraction of the width/height, in a random direction
-                shift_x = within(aug.SHIFT_RANGE, u_sx) * (1 if u_signx < 0.5 else -1) * x.shape[-1]
-                shift_y = within(aug.SHIFT_RANGE, u_sy) * (1 if u_signy < 0.5 else -1) * x.shape[-2]
-            # inverse of R @ [[1, t], [0, 1]] @ diag(s, s), then of the shift
-            i00, i01, i10, i11 = (c + t * si) / s, (si - t * c) / s, -si / s, c / s
-            o0, o1 = -(i00 * shift_x + i01 * shift_y), -(i10 * shift_x + i11 * shift_y)
+        if self.ndim == 2:
             rows = [[i00, i01 * hy / hx, o0 / hx], [i10 * hx / hy, i11, o1 / hy]]
-            if self.ndim == 3:
-                sz = s if aug.ZOOM_IN_Z else 1.0
-                rows = [rows[0][:2] + [0.0, rows[0][2]], rows[1][:2] + [0.0, rows[1][2]], [0.0, 0.0, 1 / sz, 0.0]]
-            matrices.append(rows)
-        return torch.tensor(matrices, dtype=torch.float32, device=x.device)
+        else:
+            sz = s if aug.ZOOM_IN_Z else ones
+            rows = [[i00, i01 * hy / hx, zeros, o0 / hx], [i10 * hx / hy, i11, zeros, o1 / hy],
+                    [zeros, zeros, 1 / sz, zeros]]
+        return torch.stack([torch.stack(row, -1) for row in rows], 1)
 
     def _elastic_field(self, x: torch.Tensor) -> torch.Tensor:
         """(n, H, W, 2) in-plane displacements in grid units: uniform noise in [-1, 1] smoothed by a
