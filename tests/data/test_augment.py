@@ -288,18 +288,6 @@ def test_median_networks_select_the_median_of_every_ordering():
         assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)
 
 
-@pytest.mark.parametrize("shape", [(5, 2, 24, 20), (3, 1, 6, 10, 12)])
-def test_resampling_grid_is_affine_grids(shape):
-    """The warp builds its grid as one matrix product with a cached base grid; it must be PyTorch's."""
-    from biapy_cls.data.augment import _affine_grid
-
-    torch.manual_seed(0)
-    d = len(shape) - 2
-    theta = torch.randn(shape[0], d, d + 1)
-    expected = torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
-    assert torch.allclose(_affine_grid(theta, torch.Size(shape)), expected, atol=1e-6)
-
-
 @pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (80, 72)])  # 80x72: the FFT path of large images
 def test_elastic_field_is_fft_smoothed_uniform_noise(size):
     """ELASTIC's displacements: uniform noise in [-1, 1] smoothed (circularly) by a Gaussian of E_SIGMA
