@@ -116,7 +116,7 @@ def engine_section(rows: list[dict], notes: list[str], batches: dict, own: dict)
 
 
 def pipeline_section(result: dict) -> list[str]:
-    lines = ["## 2. Data pipeline / simple_cnn training step", "",
+    lines = [PIPELINE_HEADING, "",
              f"Every 2D AUGMENTOR transformation on ({result['augmentations']}), then the default normalisation; "
              f"{result['images']} digits (32x32 PNG), batch 32; wall clock, alternating rounds, medians. "
              f"simple_cnn training step (forward, loss, backward, AdamW): **{result['step']:,.0f} samples/s**. "
@@ -158,6 +158,7 @@ def scaling_section(rows: list[dict], quick: bool) -> list[str]:
 
 
 STARTUP_HEADING = "## 4. Start-up"
+PIPELINE_HEADING = "## 2. Data pipeline / simple_cnn training step"
 
 
 def startup_section(result: dict, alone: str = "") -> list[str]:
@@ -200,29 +201,39 @@ def startup_targets(start: dict) -> list[str]:
 
 
 def write_startup_only(path: Path, start: dict, threads: int) -> None:
-    """`--only startup`: section 4 and the start-up rows of the Targets table replaced; the rest of the
-    generated block (another run's) kept."""
-    text = path.read_text()
+    """`--only startup`: section 4 and the start-up rows of the Targets table replaced."""
+    note = ("_Measured alone by `python bench/run.py --only startup` ({machine}); the other sections are from the "
+            "full run above._")
+    section = startup_section(start, note.format(machine="; ".join(line[2:] for line in machine_lines(threads))))
+    replace_section(path, STARTUP_HEADING, section, startup_targets(start),
+                    ("| `biapy --help` < 1 s", "| test-only run within 1 s", "| test-only run's start-up"))
+
+
+def write_pipeline_only(path: Path, pipeline: dict, threads: int) -> None:
+    """`--only pipeline`: section 2 and the pipeline row of the Targets table replaced."""
     machine = "; ".join(line[2:] for line in machine_lines(threads))
-    section = "\n".join(startup_section(start, f"_Measured alone by `python bench/run.py --only startup` ({machine}); "
-                                                 "the other sections are from the full run above._"))
-    if STARTUP_HEADING not in text:
-        raise SystemExit(f"{path} has no '{STARTUP_HEADING}' section to replace: run the full bench/run.py first.")
-    head, rest = text.split(STARTUP_HEADING, 1)
+    section = [*pipeline_section(pipeline), "",
+               f"_Measured alone by `python bench/run.py --only pipeline` ({machine}); the other sections are from "
+               "the full run above._"]
+    replace_section(path, PIPELINE_HEADING, section, pipeline_targets(pipeline), ("| data pipeline >= 5x",))
+
+
+def replace_section(path: Path, heading: str, section: list[str], rows: list[str], prefixes: tuple[str, ...]) -> None:
+    """Replace one section (from `heading` to the next '## ') and its Targets rows (lines starting with
+    `prefixes`; appended to the Targets table when it has none yet) in the generated block; the rest of
+    the block (another run's) is kept."""
+    text = path.read_text()
+    if heading not in text:
+        raise SystemExit(f"{path} has no '{heading}' section to replace: run the full bench/run.py first.")
+    head, rest = text.split(heading, 1)
+    head = head[:head.rfind("\n") + 1]  # from the start of the heading's line
     ends = [i for i in (rest.find("\n## "), rest.find("\n" + END)) if i >= 0]
     tail = rest[min(ends):] if ends else "\n"
-    text = head + section + "\n" + tail
-    prefixes = ("| `biapy --help` < 1 s", "| test-only run within 1 s", "| test-only run's start-up")
-    rows = startup_targets(start)
-    kept, placed = [], False
-    for line in text.split("\n"):
-        if line.startswith(prefixes):
-            if not placed:
-                kept += rows
-                placed = True
-            continue
-        kept.append(line)
-    path.write_text("\n".join(kept))
+    lines = (head + "\n".join(section) + "\n" + tail).split("\n")
+    kept = [line for line in lines if not line.startswith(prefixes)]
+    start = kept.index("## Targets")
+    end = next(i for i in range(start + 3, len(kept)) if not kept[i].startswith("|"))
+    path.write_text("\n".join(kept[:end] + rows + kept[end:]))
 
 
 def tta_section(result: dict) -> list[str]:
@@ -243,12 +254,17 @@ def expected_ratio(row: dict, phase: str, batches: dict, own: dict) -> float | N
     return step_ms / (step_ms + max(own[row["ndim"]][phase], 0.0))
 
 
+def pipeline_targets(pipeline: dict) -> list[str]:
+    """Issue 5's bar, with every transformation of issue 18 and RandAugment on (the first row)."""
+    name, _, ratio = pipeline["rows"][0]
+    return [f"| data pipeline >= 5x the simple_cnn training step, every transformation on ({name}) | "
+            f"{ratio:.1f}x | {ok(ratio >= 5)} |"]
+
+
 def targets_section(engine_rows, scaling_rows, start, batches, own, tta=None, real=None, pipeline=None) -> list[str]:
     lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    if pipeline:  # issue 5's bar, with every transformation of issue 18 on
-        name, _, ratio = pipeline["rows"][0]
-        lines.append(f"| data pipeline >= 5x the simple_cnn training step, every transformation on ({name}) | "
-                     f"{ratio:.1f}x | {ok(ratio >= 5)} |")
+    if pipeline:
+        lines += pipeline_targets(pipeline)
     for phase, label in (("train", "engine training >= 0.95 of bare, every model"),
                          ("inference", "inference >= 0.95 of bare, every model")):
         if not engine_rows:
@@ -287,12 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke test: every section, tiny sizes (~1 minute)")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to write")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1: steadier on a shared CPU)")
-    parser.add_argument("--only", choices=["startup"], help="measure one section and replace only it (and its "
-                        "Targets rows) in --output; the full run takes ~20 minutes")
+    parser.add_argument("--only", choices=["startup", "pipeline"], help="measure one section and replace only it "
+                        "(and its Targets rows) in --output; the full run takes ~20 minutes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     quick = args.quick
+    if args.only == "pipeline":
+        with tempfile.TemporaryDirectory(prefix="biapy_bench_") as tmp:
+            digits = scaling.write_digits(Path(tmp) / "digits", limit=5 if quick else 30)
+            pipeline = augment_throughput.run(digits / "train", quick)
+        write_pipeline_only(Path(args.output), pipeline, args.threads)
+        print(f"[{time.perf_counter() - started:5.0f} s] data pipeline written to {args.output}")
+        return 0
     if args.only == "startup":
         with tempfile.TemporaryDirectory(prefix="biapy_bench_") as tmp:
             digits = scaling.write_digits(Path(tmp) / "digits", limit=5 if quick else 30)
