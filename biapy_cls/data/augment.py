@@ -228,27 +228,31 @@ class Augmenter:
         n, (h, w) = x.shape[0], x.shape[-2:]
         key = (h, w, x.device)
         if key not in self._elastic_cache:
-            def circulant(size: int) -> torch.Tensor:
-                f = torch.fft.fftfreq(size, device=x.device, dtype=torch.float64)
-                transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * f**2)  # the Gaussian's FT
-                eye = torch.eye(size, device=x.device, dtype=torch.float64)
-                return torch.fft.ifft(torch.fft.fft(eye, dim=0) * transfer[:, None], dim=0).real.float()
+            if max(h, w) <= MATMUL_MAX_SIDE:
+                smooth_y, smooth_x_t = self._circulant(h, x.device), self._circulant(w, x.device).T.contiguous()
 
+                def smooth(noise: torch.Tensor) -> torch.Tensor:
+                    return smooth_y @ noise @ smooth_x_t
+            else:  # by FFT: the products grow with the side cubed
+                fy = torch.fft.fftfreq(h, device=x.device)[:, None]
+                fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
+                transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))  # Gaussian's FT
+
+                def smooth(noise: torch.Tensor) -> torch.Tensor:
+                    return torch.fft.irfft2(torch.fft.rfft2(noise) * transfer, s=(h, w))
             scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device)  # pixels -> [-1, 1] grid units
-            small = max(h, w) <= MATMUL_MAX_SIDE
-            self._elastic_cache[key] = (circulant(h) if small else None,
-                                        circulant(w).T.contiguous() if small else None, scale)
-        smooth_y, smooth_x_t, scale = self._elastic_cache[key]
-        noise = torch.rand(n, 2, h, w, device=x.device) * 2 - 1
-        if max(h, w) <= MATMUL_MAX_SIDE:
-            field = smooth_y @ noise @ smooth_x_t
-        else:  # the same smoothing by FFT: the products grow with the side cubed
-            fy = torch.fft.fftfreq(h, device=x.device)[:, None]
-            fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
-            transfer = torch.exp(-2 * (math.pi * float(aug.E_SIGMA)) ** 2 * (fy**2 + fx**2))
-            field = torch.fft.irfft2(torch.fft.rfft2(noise) * transfer, s=(h, w))
+            self._elastic_cache[key] = (smooth, scale)
+        smooth, scale = self._elastic_cache[key]
+        field = smooth(torch.rand(n, 2, h, w, device=x.device) * 2 - 1)
         alpha = _uniform(n, aug.E_ALPHA, x.device).view(n, 1, 1, 1)
         return (field * alpha).permute(0, 2, 3, 1) * scale
+
+    def _circulant(self, size: int, device) -> torch.Tensor:
+        """(size, size) matrix of the circular Gaussian smoothing of E_SIGMA pixels along one axis."""
+        f = torch.fft.fftfreq(size, device=device, dtype=torch.float64)
+        transfer = torch.exp(-2 * (math.pi * float(self.aug.E_SIGMA)) ** 2 * f**2)  # the Gaussian's FT
+        eye = torch.eye(size, device=device, dtype=torch.float64)
+        return torch.fft.ifft(torch.fft.fft(eye, dim=0) * transfer[:, None], dim=0).real.float()
 
     def _sample(self, x: torch.Tensor, theta: torch.Tensor, field: torch.Tensor | None, fill: str) -> torch.Tensor:
         # F.affine_grid itself, not an equivalent product: a grid that differs in the last bit changes every
