@@ -220,8 +220,8 @@ def write_pipeline_only(path: Path, pipeline: dict, threads: int) -> None:
 
 def replace_section(path: Path, heading: str, section: list[str], rows: list[str], prefixes: tuple[str, ...]) -> None:
     """Replace one section (from `heading` to the next '## ') and its Targets rows (lines starting with
-    `prefixes`; appended to the Targets table when it has none yet) in the generated block; the rest of
-    the block (another run's) is kept."""
+    `prefixes`, put where the first of them stood, or at the end of the Targets table when it has none yet)
+    in the generated block; the rest of the block (another run's) is kept."""
     text = path.read_text()
     if heading not in text:
         raise SystemExit(f"{path} has no '{heading}' section to replace: run the full bench/run.py first.")
@@ -230,10 +230,14 @@ def replace_section(path: Path, heading: str, section: list[str], rows: list[str
     ends = [i for i in (rest.find("\n## "), rest.find("\n" + END)) if i >= 0]
     tail = rest[min(ends):] if ends else "\n"
     lines = (head + "\n".join(section) + "\n" + tail).split("\n")
+    old = [i for i, line in enumerate(lines) if line.startswith(prefixes)]
     kept = [line for line in lines if not line.startswith(prefixes)]
-    start = kept.index("## Targets")
-    end = next(i for i in range(start + 3, len(kept)) if not kept[i].startswith("|"))
-    path.write_text("\n".join(kept[:end] + rows + kept[end:]))
+    if old:  # where the old rows stood
+        at = old[0]
+    else:  # a new target: at the end of the Targets table
+        start = kept.index("## Targets")
+        at = next(i for i in range(start + 3, len(kept)) if not kept[i].startswith("|"))
+    path.write_text("\n".join(kept[:at] + rows + kept[at:]))
 
 
 def tta_section(result: dict) -> list[str]:

@@ -88,3 +88,24 @@ def test_startup_alone_replaces_only_its_section_and_target_rows(tmp_path):
     section = text[text.index("## 4. Start-up"):text.index("## 5.")]
     assert "until its first image" in section and "until torch is imported" in section and "--only startup" in section
     assert text.endswith("## 5. Test-time augmentation cost\n\nkept\n<!-- bench/run.py end -->\nhand-written\n")
+
+
+@pytest.mark.slow
+def test_pipeline_alone_replaces_only_its_section_and_adds_its_target_row(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\n<!-- bench/run.py begin -->\n## Targets\n\n"
+                   "| target | measured | met |\n|---|---|---|\n| engine row | 1 | yes |\n| TTA row | 2 | yes |\n\n"
+                   "## 2. Data pipeline / simple_cnn training step\n\nold table\n\n## 3. Scaling\n\nkept\n"
+                   "<!-- bench/run.py end -->\nhand-written\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", "pipeline", "--quick", "--output",
+                           str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert "old table" not in text
+    lines = text.splitlines()
+    targets = lines[lines.index("| engine row | 1 | yes |"):lines.index("| TTA row | 2 | yes |") + 2]
+    assert targets[2].startswith("| data pipeline >= 5x the simple_cnn training step, every transformation on")
+    section = text[text.index("## 2. Data pipeline"):text.index("## 3.")]
+    assert "stored batch, issue 5's transformations only" in section and "--only pipeline" in section
+    assert "| RANDAUGMENT |" in section
+    assert text.endswith("## 3. Scaling\n\nkept\n<!-- bench/run.py end -->\nhand-written\n")
