@@ -96,22 +96,22 @@ def nonlinear_2d(features: np.ndarray, seed: int = 0) -> tuple[str, np.ndarray |
     if n < 10:
         return f"no UMAP or t-SNE for {n} images (fewer than 10)", None
     try:
-        import umap  # optional: pip install "biapy-cls[umap]"
-    except ImportError:
-        umap = None
-    if umap is not None and n <= MAX_UMAP:
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed, n_jobs=1)
+        from umap import UMAP  # optional: pip install "biapy-cls[umap]"
+    except ImportError:  # not installed, or only the folder an uninstall can leave behind
+        UMAP = None  # noqa: N806
+    if UMAP is not None and n <= MAX_UMAP:
+        reducer = UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed, n_jobs=1)
         return "UMAP", np.asarray(reducer.fit_transform(features))
     if n > MAX_TSNE:
         return (f"no UMAP or t-SNE for {n} images (t-SNE up to {MAX_TSNE}"
-                + (f", UMAP up to {MAX_UMAP})" if umap is not None else "; install umap-learn for UMAP)")), None
+                + (f", UMAP up to {MAX_UMAP})" if UMAP is not None else "; install umap-learn for UMAP)")), None
     from biapy_cls.evaluation.tsne import tsne_2d
 
     perplexity = float(min(30.0, (n - 1) / 3))
     # 350 iterations (250 of them early exaggeration) instead of 1000: on 502 of scikit-learn's digits the
     # trustworthiness (10 neighbours) was 0.9931 against 0.9932 at 500 (scikit-learn's t-SNE); ours, exact,
     # gave 0.9925 in 0.42 s of CPU against scikit-learn's 0.54 s plus 1.5 s to import sklearn.manifold.
-    name = "t-SNE" if umap is not None else "t-SNE (umap-learn not installed)"
+    name = "t-SNE" if UMAP is not None else "t-SNE (umap-learn not installed)"
     return name, tsne_2d(features, perplexity, 350)
 
 
