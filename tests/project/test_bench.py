@@ -67,6 +67,14 @@ def test_pillow_reading_matches_imageio(tmp_path):
         assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), path.name
 
 
+def run_only(section: str, out) -> str:
+    """`bench/run.py --only SECTION --quick` on the markdown file `out`; its text afterwards."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", section, "--quick", "--output",
+                           str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out.read_text()
+
+
 @pytest.mark.slow
 def test_startup_alone_replaces_only_its_section_and_target_rows(tmp_path):
     out = tmp_path / "benchmarks.md"
@@ -76,10 +84,7 @@ def test_startup_alone_replaces_only_its_section_and_target_rows(tmp_path):
                    "| test-only run within 1 s of import torch | old | **no** |\n| TTA row | 2 | yes |\n\n"
                    "## 4. Start-up (old)\n\nold table\n\n## 5. Test-time augmentation cost\n\nkept\n"
                    "<!-- bench/run.py end -->\nhand-written\n")
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", "startup", "--quick", "--output",
-                           str(out)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    text = out.read_text()
+    text = run_only("startup", out)
     assert "old" not in text and "9.9 s" not in text
     lines = text.splitlines()
     targets = lines[lines.index("| engine row | 1 | yes |"):lines.index("| TTA row | 2 | yes |") + 1]
@@ -97,10 +102,7 @@ def test_pipeline_alone_replaces_only_its_section_and_adds_its_target_row(tmp_pa
                    "| target | measured | met |\n|---|---|---|\n| engine row | 1 | yes |\n| TTA row | 2 | yes |\n\n"
                    "## 2. Data pipeline / simple_cnn training step\n\nold table\n\n## 3. Scaling\n\nkept\n"
                    "<!-- bench/run.py end -->\nhand-written\n")
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", "pipeline", "--quick", "--output",
-                           str(out)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    text = out.read_text()
+    text = run_only("pipeline", out)
     assert "old table" not in text
     lines = text.splitlines()
     targets = lines[lines.index("| engine row | 1 | yes |"):lines.index("| TTA row | 2 | yes |") + 2]
