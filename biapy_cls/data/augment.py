@@ -84,26 +84,27 @@ MEDIAN_NETWORKS = {
 }
 
 
-def _median_1d(x: torch.Tensor, sizes: torch.Tensor, axis: int) -> torch.Tensor:
+def _median_1d(x: torch.Tensor, sizes: list[int], axis: int) -> torch.Tensor:
     """Median of each image's own odd number of neighbours `sizes[i]` along `axis` (edges replicated).
 
     One median network of elementwise min/max over the largest window serves every size: for a smaller
     window the outer neighbours are replaced by -inf on one side and +inf on the other, which leaves the
-    middle value unchanged. Much faster on CPU than sorting unfolded windows.
+    middle value unchanged. Much faster on CPU than sorting unfolded windows. `sizes` is a Python list:
+    which neighbours need a bound is then known without a tensor operation per neighbour.
     """
-    size = int(sizes.max())
+    size = max(sizes)
     pad = [0, 0, 0, 0]
     pad[0 if axis == -1 else 2] = pad[1 if axis == -1 else 3] = size // 2
     padded = F.pad(x, pad, mode="replicate")
     length = x.shape[axis]
     values = [padded.narrow(axis, i, length) for i in range(size)]
     for i in range(size):
-        outside = (sizes // 2 < abs(i - size // 2)).view(-1, 1, 1, 1)
-        if outside.any():  # a min/max with a per-image bound of -inf or +inf: cheaper than masked_fill
-            if i < size // 2:
-                values[i] = torch.minimum(values[i], torch.where(outside, -math.inf, math.inf).to(x.dtype))
-            else:
-                values[i] = torch.maximum(values[i], torch.where(outside, math.inf, -math.inf).to(x.dtype))
+        outside = [k // 2 < abs(i - size // 2) for k in sizes]
+        if any(outside):  # a min/max with a per-image bound of -inf or +inf: cheaper than masked_fill
+            first = i < size // 2
+            bound = torch.tensor([(-math.inf if first else math.inf) if out else (math.inf if first else -math.inf)
+                                  for out in outside], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+            values[i] = torch.minimum(values[i], bound) if first else torch.maximum(values[i], bound)
     for a, b in MEDIAN_NETWORKS.get(size) or _transposition_network(size):
         values[a], values[b] = torch.minimum(values[a], values[b]), torch.maximum(values[a], values[b])
     return values[size // 2]
@@ -144,10 +145,23 @@ class Augmenter:
         return ", ".join(parts) or "none"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Inference mode spares autograd's bookkeeping on each of the ~1,000 small tensor operations of an
+        # all-on batch (~10% of the time at 32x32); the result is copied out of it because the model must be
+        # able to save it for backward.
+        with torch.inference_mode():
+            x = self._augment(x)
+        return x.clone()
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
         n, device = x.shape[0], x.device
         x = x.clone()  # changed in place below, image subset by image subset
         draws = torch.rand(len(self.ops), n, device=device)
-        masks = {name: draws[i] < p for i, (name, p) in enumerate(self.ops)}
+        # which images each transformation gets: one comparison, one transfer to Python lists (an operation
+        # per transformation would be ~60 more small calls per batch)
+        chosen = draws < torch.tensor([p for _, p in self.ops], dtype=draws.dtype).to(device).view(-1, 1)
+        names = [name for name, _ in self.ops]
+        masks = dict(zip(names, chosen.unbind(0)))
+        images = dict(zip(names, chosen.tolist()))
         warped = False
         for name in OPS:
             if name not in masks:
@@ -157,8 +171,8 @@ class Augmenter:
                     x = self._warp(x, masks)
                     warped = True
                 continue
-            idx = masks[name].nonzero().squeeze(1)
-            if idx.numel():
+            if any(images[name]):
+                idx = torch.tensor([i for i, hit in enumerate(images[name]) if hit], device=device)
                 fn = FUNCTIONS.get(name) or getattr(self, f"_{name.lower()}")
                 sub = x.index_select(0, idx)  # index_select / index_copy_: ~3x cheaper than x[idx] on the CPU
                 x.index_copy_(0, idx, fn(sub, self.aug, self.ndim) if name in FUNCTIONS else fn(sub))
@@ -280,7 +294,7 @@ class Augmenter:
             sub = x.index_select(0, idx)
             m = len(idx)
             if use_affine:
-                theta = self._theta({k: v[idx] for k, v in masks.items()}, sub)
+                theta = self._theta({k: masks[k][idx] for k in AFFINE_OPS if k in masks}, sub)
             else:
                 theta = torch.eye(d + 1, device=x.device)[:d].expand(m, d, d + 1)
             field = None
@@ -301,7 +315,7 @@ class Augmenter:
         MB_KERNEL per image: close to the square-window median at a fraction of its cost."""
         low, high = self.aug.MB_KERNEL
         odd = [k for k in range(int(low), int(high) + 1) if k % 2] or [int(low) // 2 * 2 + 1]
-        sizes = torch.tensor(odd, device=x.device)[torch.randint(0, len(odd), (x.shape[0],), device=x.device)]
+        sizes = [odd[i] for i in torch.randint(0, len(odd), (x.shape[0],), device=x.device).tolist()]
         planes = _planes(x)
         for axis in (-1, -2):
             planes = _median_1d(planes, sizes, axis)

@@ -10,6 +10,7 @@ lives in mixing.py.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -75,21 +76,21 @@ def cutblur(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     n, (h, w) = x.shape[0], x.shape[-2:]
     planes = _planes(x)
     ratio = torch.randint(int(aug.CBLUR_DOWN_RANGE[0]), int(aug.CBLUR_DOWN_RANGE[1]) + 1, (n,), device=x.device)
-    low = _low_resolution(planes, ratio)
+    low = _low_resolution(planes, ratio, int(aug.CBLUR_DOWN_RANGE[1]))
     box = _box_masks(n, (h, w), _uniform(n, aug.CBLUR_SIZE, x.device), x.device)[:, None]
     if not aug.CBLUR_INSIDE:
         box = box ^ (torch.rand(n, device=x.device) < 0.5).view(n, 1, 1, 1)
     return torch.where(box, low, planes).reshape(x.shape)
 
 
-def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """Each image's planes area-downsampled to (H // r, W // r) for its own r, then nearest-upsampled back:
-    F.interpolate(mode='area') then F.interpolate(mode='nearest'), for every ratio at once. Each output
-    pixel is the mean of the adaptive-pooling window of its low-resolution cell; the mean is separable, so
-    it is two products with per-image averaging matrices (one per axis). Above MATMUL_MAX_SIDE, where
-    the products cost more than they save, the two interpolations run once per ratio (at most 7)."""
+def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor, top: int) -> torch.Tensor:
+    """Each image's planes area-downsampled to (H // r, W // r) for its own r (at most `top`), then
+    nearest-upsampled back: F.interpolate(mode='area') then F.interpolate(mode='nearest'), for every ratio
+    at once. Each output pixel is the mean of the adaptive-pooling window of its low-resolution cell; the
+    mean is separable, so it is two products with per-image averaging matrices (one per axis, from a bank
+    built once per size). Above MATMUL_MAX_SIDE, where the products cost more than they save, the two
+    interpolations run once per ratio (at most 7)."""
     n, _, h, w = planes.shape
-    dev, dt = planes.device, planes.dtype
     if max(h, w) > MATMUL_MAX_SIDE:
         low = torch.empty_like(planes)
         for r in ratio.unique().tolist():
@@ -97,19 +98,23 @@ def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
             small = F.interpolate(planes[sel], size=(max(1, h // r), max(1, w // r)), mode="area")
             low[sel] = F.interpolate(small, size=(h, w), mode="nearest")
         return low
+    rows = _averaging_bank(h, top, planes.dtype, planes.device)[ratio - 1]
+    cols = _averaging_bank(w, top, planes.dtype, planes.device)[ratio - 1]
+    return rows[:, None] @ planes @ cols[:, None].transpose(-1, -2)
 
-    def averaging(size: int) -> torch.Tensor:
-        """(n, size, size): row i averages the window of pixel i's cell."""
-        small = (size // ratio).clamp_min(1).view(n, 1)  # cells along this axis, per image
-        # nearest: cell = floor(i * small / size) in float32, as PyTorch's kernel; then the adaptive window
-        cell = (torch.arange(size, device=dev, dtype=torch.float32) * (small.float() / size)).floor().long()
-        cell = torch.minimum(cell, small - 1)
-        start, end = cell * size // small, ((cell + 1) * size + small - 1) // small
-        k = torch.arange(size, device=dev).view(1, 1, size)
-        inside = (k >= start[..., None]) & (k < end[..., None])
-        return inside.to(dt) / (end - start)[..., None].to(dt)
 
-    return averaging(h)[:, None] @ planes @ averaging(w)[:, None].transpose(-1, -2)
+@functools.lru_cache(maxsize=32)
+def _averaging_bank(size: int, top: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(top, size, size): for the ratio r = 1 ... top, row i averages the window of pixel i's cell."""
+    ratio = torch.arange(1, top + 1, device=device)
+    small = (size // ratio).clamp_min(1).view(top, 1)  # cells along this axis, per ratio
+    # nearest: cell = floor(i * small / size) in float32, as PyTorch's kernel; then the adaptive window
+    cell = (torch.arange(size, device=device, dtype=torch.float32) * (small.float() / size)).floor().long()
+    cell = torch.minimum(cell, small - 1)
+    start, end = cell * size // small, ((cell + 1) * size + small - 1) // small
+    k = torch.arange(size, device=device).view(1, 1, size)
+    inside = (k >= start[..., None]) & (k < end[..., None])
+    return inside.to(dtype) / (end - start)[..., None].to(dtype)
 
 
 def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:

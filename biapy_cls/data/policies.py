@@ -6,7 +6,7 @@ magnitude RANDAUGMENT.M of 30 (a random sign for the signed ones); TrivialAugmen
 one operation at a random magnitude. The operations and magnitude ranges are torchvision's
 (`transforms.v2.RandAugment`, `TrivialAugmentWide`), drawn here per image instead of once per batch; each
 operation is written out with a magnitude per image (torchvision's functions take one per call) and
-applied to all the images that drew it at once; Equalize is torchvision's own function.
+computed for all the images that drew it at once.
 
 Any bit depth: each image is mapped to [0, 1] by its own minimum and maximum before, and back after, so
 that the operations (which clip to [0, 1], as torchvision's) lose nothing. Any channel count: where
@@ -111,26 +111,93 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _pixel_positions(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(3, h * w): (x, y, 1) of every pixel index, built once per size."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=dtype, device=device), torch.arange(w, dtype=dtype, device=device),
+                            indexing="ij")
+    return torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones(h * w, dtype=dtype, device=device)])
+
+
 def _affine_pixels(matrices: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(k, h, w, 2): each matrix (k, 2, 3) applied to (x, y, 1) of every pixel index."""
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=matrices.dtype, device=matrices.device),
-                            torch.arange(w, dtype=matrices.dtype, device=matrices.device), indexing="ij")
-    base = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones(h * w, dtype=matrices.dtype,
-                                                                   device=matrices.device)])
-    return (matrices @ base).transpose(1, 2).reshape(-1, h, w, 2)
+    return (matrices @ _pixel_positions(h, w, matrices.dtype, matrices.device)).transpose(1, 2).reshape(-1, h, w, 2)
 
 
-def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """torchvision's adjust_sharpness: blend with a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13) whose
-    border pixels are the image's own, per channel. The smoothing is a 3x3 box sum plus 4x the centre,
-    written as shifted sums (a convolution would be rebuilt by oneDNN for every new subset size)."""
-    if x.shape[-2] <= 2 or x.shape[-1] <= 2:
-        return x
+def _smooth(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's adjust_sharpness target: a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13) whose border
+    pixels are the image's own, per channel; written as shifted sums (a convolution would be rebuilt by
+    oneDNN for every new batch size)."""
     rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
     box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
     smooth = x.clone()
     smooth[..., 1:-1, 1:-1] = (box + 4 * x[..., 1:-1, 1:-1]) / 13
-    return _blend(x, smooth, factor)
+    return smooth
+
+
+def _contrast_target(x: torch.Tensor) -> torch.Tensor:
+    """The mean grey level (1 or 3 channels, as torchvision), or each channel's own mean (any other count)."""
+    if x.shape[1] in (1, 3):
+        return _gray(x).mean((-3, -2, -1), keepdim=True)
+    return x.mean((-2, -1), keepdim=True)
+
+
+POINTWISE = ("Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast")
+BLENDS = POINTWISE[:4]  # blends with another image (torchvision's _blend): factor 1 leaves an image as it is
+
+
+def _pointwise(x: torch.Tensor, drawn: list[str], mag: torch.Tensor) -> torch.Tensor:
+    """Image i gets drawn[i] with magnitude mag[i] where that is one of POINTWISE (any other name:
+    unchanged), torchvision's definitions. Each operation is computed for the whole batch and kept where it
+    was drawn: one pass instead of one image subset per operation, because per-call overhead, not pixels,
+    is the cost at these sizes. Where an operation is not drawn it is an exact identity (a blend with
+    factor 1, a threshold above 1, or torch.where), so an image never sees two of them. Values in [0, 1]."""
+    present = set(drawn) & set(POINTWISE)
+    if not present:
+        return x
+    if x.shape[-2] <= 2 or x.shape[-1] <= 2:  # too small to sharpen: torchvision returns it as it is
+        drawn = ["Identity" if op == "Sharpness" else op for op in drawn]
+        present.discard("Sharpness")
+    code = torch.tensor([POINTWISE.index(op) if op in present else -1 for op in drawn], device=x.device)
+    mag = mag.to(x.device, x.dtype)
+
+    def drew(op: str) -> torch.Tensor:
+        return (code == POINTWISE.index(op)).view(-1, 1, 1, 1)
+
+    if present & set(BLENDS):
+        other = torch.zeros_like(x)  # Brightness: towards black
+        for op, target in (("Color", _gray), ("Contrast", _contrast_target), ("Sharpness", _smooth)):
+            if op in present:
+                other = torch.where(drew(op), target(x), other)
+        x = _blend(x, other, torch.where((code >= 0) & (code < len(BLENDS)), 1 + mag, 1.0))
+    if "Posterize" in present:  # torchvision's float posterize: 2**bits levels
+        levels = (2 ** torch.where(code == POINTWISE.index("Posterize"), mag.round(), 8.0)).view(-1, 1, 1, 1)
+        x = torch.where(drew("Posterize"), (x * levels).floor().clamp(max=levels - 1) / levels, x)
+    if "Solarize" in present:  # a threshold of 2 inverts nothing
+        threshold = torch.where(code == POINTWISE.index("Solarize"), mag, 2.0).view(-1, 1, 1, 1)
+        x = torch.where(x >= threshold, 1 - x, x)
+    if "AutoContrast" in present:  # each channel stretched to [0, 1]; flat channels unchanged
+        low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
+        keep = (high <= low) | ~drew("AutoContrast")
+        x = torch.where(keep, x, (x - low) / torch.where(keep, 1, high - low))
+    return x
+
+
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's equalize (transforms.v2.functional.equalize: PIL's lookup table from a 256-bin
+    histogram per channel) for floats in [0, 1], written out with one bincount for the whole batch;
+    cheaper than calling it, whose dispatch costs more than the work at these sizes."""
+    n, c, h, w = x.shape
+    q = x.mul(255 + 1.0 - 1e-3).to(torch.uint8).view(n * c, h * w).long()  # torchvision's float -> uint8
+    offsets = torch.arange(n * c, device=x.device).view(-1, 1) * 256
+    hist = torch.bincount((q + offsets).view(-1), minlength=n * c * 256).view(n * c, 256)
+    cum = hist.cumsum(1)
+    # PIL: step = (pixels - count of the largest value) // 255; lut[k] = (cum[k-1] + step // 2) // step
+    step = (h * w - hist.gather(1, cum.argmax(1, keepdim=True))).div(255, rounding_mode="floor")
+    lut = (cum[:, :-1] + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
+    lut = torch.cat([torch.zeros_like(step), lut], 1)
+    out = torch.where(step != 0, lut.gather(1, q), q)  # a single-valued channel stays as it is
+    return out.view(n, c, h, w).to(x.dtype).mul_(1.0 / 255)
 
 
 def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tensor:
@@ -141,30 +208,10 @@ def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tenso
         return x
     if op in GEOMETRY:
         return _geometry(x, [op] * x.shape[0], mag)
-    if op == "Brightness":
-        return _blend(x, torch.zeros_like(x), 1 + mag)
-    if op == "Color":
-        return _blend(x, _gray(x), 1 + mag)
-    if op == "Contrast":  # towards the mean grey level (3 channels) or each channel's own mean
-        gray = _gray(x) if x.shape[1] in (1, 3) else x
-        return _blend(x, gray.mean((-3, -2, -1) if x.shape[1] in (1, 3) else (-2, -1), keepdim=True), 1 + mag)
-    if op == "Sharpness":
-        return _sharpness(x, 1 + mag)
-    if op == "Posterize":  # torchvision's float posterize: 2**bits levels
-        levels = (2 ** mag.round()).view(-1, 1, 1, 1).to(x.dtype)
-        return (x * levels).floor().clamp(max=levels - 1) / levels
-    if op == "Solarize":
-        return torch.where(x >= mag.view(-1, 1, 1, 1).to(x.dtype), 1 - x, x)
-    if op == "AutoContrast":  # each channel stretched to [0, 1]; flat channels unchanged
-        low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
-        flat = high <= low
-        return torch.where(flat, x, (x - low) / torch.where(flat, 1, high - low))
+    if op in POINTWISE:
+        return _pointwise(x, [op] * x.shape[0], mag)
     if op == "Equalize":
-        # Imported here, not at the top: `import torchvision` imports torch._dynamo (through torchvision.ops),
-        # +2.5 s of CPU over `import torch` (measured), paid by every run before its first image, Equalize or not.
-        from torchvision.transforms.v2 import functional as TF
-
-        return TF.equalize(x)  # torchvision's: a 256-bin histogram per channel (as PIL)
+        return _equalize(x)
     raise ValueError(op)
 
 
@@ -193,11 +240,15 @@ class Policy(PolicySettings):
             signs = torch.randint(0, 2, (n,)) * 2 - 1
             mags = magnitudes[ops, bins] * torch.where(signed[ops], signs, 1)
             drawn = [names[i] for i in ops.tolist()]
-            if set(drawn) & set(GEOMETRY):  # one resampling for all of them (per-call cost dominates at 32x32)
-                y = _geometry(y, drawn, mags.to(dev))
-            for op in set(drawn) - set(GEOMETRY) - {"Identity"}:  # one call per operation, a magnitude per image
-                sel = torch.tensor([i for i, name in enumerate(drawn) if name == op], device=dev)
-                y.index_copy_(0, sel, apply_op(y.index_select(0, sel), op, mags[sel.cpu()]))
+            # one resampling for all geometric operations, one pass for the pointwise ones, one for Equalize
+            # (per-call cost dominates at 32x32); each image does one of them
+            y = _geometry(y, drawn, mags.to(dev))
+            for ops_here, fn in ((POINTWISE, lambda sub, sel: _pointwise(sub, [drawn[i] for i in sel], mags[sel])),
+                                 (("Equalize",), lambda sub, sel: _equalize(sub))):
+                sel = [i for i, name in enumerate(drawn) if name in ops_here]
+                if sel:  # only the images that drew one of them: ~2x cheaper than the whole batch
+                    index = torch.tensor(sel, device=dev)
+                    y.index_copy_(0, index, fn(y.index_select(0, index), sel))
         return y * span + low
 
 

@@ -109,6 +109,18 @@ def test_each_transformation_changes_every_image_and_keeps_shape_and_dtype(ndim,
     assert changed.all(), f"{name} left images {(~changed).nonzero().flatten().tolist()} unchanged"
 
 
+def test_augmented_batch_can_train_a_model():
+    """The transformations run in inference mode (cheaper); what comes out must still be an ordinary tensor
+    that a model can take gradients through."""
+    cfg = make_cfg("2D", RANDOM_ROT=True, G_BLUR=True)
+    cfg.AUGMENTOR.RANDAUGMENT.ENABLE = True
+    y = run(cfg, batch("2D"))
+    assert not y.is_inference()
+    conv = torch.nn.Conv2d(y.shape[1], 2, 3)
+    conv(y).sum().backward()  # an inference tensor saved for backward would raise here
+    assert conv.weight.grad is not None
+
+
 def test_every_augmentor_key_in_defaults_is_a_tested_transformation_or_parameter():
     keys = set(get_cfg_defaults().AUGMENTOR.keys())
     switches = {k for k in keys if isinstance(get_cfg_defaults().AUGMENTOR[k], bool)} - GENERAL - set(PARAMS) - MIXING
@@ -281,9 +293,9 @@ def test_median_networks_select_the_median_of_every_ordering():
                 values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
             assert values[size // 2] == size // 2, (size, order)
     x = torch.rand(4, 2, 9, 11)
-    sizes = torch.tensor([3, 5, 7, 9])  # 9 uses the general sorting network; smaller windows inside it
+    sizes = [3, 5, 7, 9]  # 9 uses the general sorting network; smaller windows inside it
     got = _median_1d(x, sizes, -1)
-    for i, k in enumerate(sizes.tolist()):
+    for i, k in enumerate(sizes):
         padded = torch.nn.functional.pad(x[i : i + 1], [k // 2, k // 2, 0, 0], mode="replicate")
         assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)
 

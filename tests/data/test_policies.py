@@ -8,7 +8,7 @@ import torch
 
 from biapy_cls.config.defaults import get_cfg_defaults
 from biapy_cls.data.augment import Augmenter
-from biapy_cls.data.policies import GEOMETRY, OPS, _geometry, apply_op
+from biapy_cls.data.policies import GEOMETRY, OPS, POINTWISE, _equalize, _geometry, _pointwise, apply_op
 
 
 def policy_cfg(kind: str, **ra):
@@ -90,6 +90,7 @@ def _torchvision(x, op, m):
         "Posterize": lambda: TF.posterize(x, int(m)),
         "Solarize": lambda: TF.solarize(x, m),
         "AutoContrast": lambda: TF.autocontrast(x),
+        "Equalize": lambda: TF.equalize(x),
     }
     return calls[op]()
 
@@ -98,7 +99,7 @@ def _torchvision(x, op, m):
                                            ("TranslateX", 5.7), ("TranslateY", -4.2), ("Rotate", 17.0),
                                            ("Rotate", -23.0), ("Brightness", 0.3), ("Color", -0.4),
                                            ("Contrast", 0.5), ("Sharpness", 0.6), ("Posterize", 4.0),
-                                           ("Solarize", 0.6), ("AutoContrast", 0.0)])
+                                           ("Solarize", 0.6), ("AutoContrast", 0.0), ("Equalize", 0.0)])
 def test_each_operation_is_torchvisions(op, magnitude):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 24, 20)
@@ -117,3 +118,30 @@ def test_batched_resampling_changes_no_pixel():
     for i, op in enumerate(ops):
         alone = apply_op(x[i:i + 1], op, mags[i:i + 1]) if op in GEOMETRY else x[i:i + 1]
         assert torch.equal(batched[i:i + 1], alone), op
+
+
+def test_batched_pointwise_operations_change_no_pixel():
+    """The policy computes the pointwise operations of a batch in one pass, each image keeping its own; each
+    must come out as if its operation ran on it alone, and an image that drew none of them untouched."""
+    torch.manual_seed(0)
+    x = torch.rand(9, 3, 24, 20)
+    ops = ["Brightness", "Color", "Rotate", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast",
+           "Identity"]
+    mags = torch.tensor([0.3, -0.4, 17.0, 0.5, 0.6, 4.0, 0.6, 0.0, 0.0])
+    batched = _pointwise(x, ops, mags)
+    for i, op in enumerate(ops):
+        alone = apply_op(x[i:i + 1], op, mags[i:i + 1]) if op in POINTWISE else x[i:i + 1]
+        assert torch.equal(batched[i:i + 1], alone), op
+
+
+def test_equalize_is_torchvisions_on_flat_and_two_valued_channels():
+    """PIL's lookup table leaves a channel with one value as it is (its step is 0) and spreads two values
+    apart; our batched histogram must agree with torchvision on those edge cases and on 8-bit images."""
+    from torchvision.transforms.v2 import functional as TF
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4, 2, 16, 12)).float() / 255
+    x[0, 0] = 0.5  # flat
+    x[1, 1] = (torch.rand(16, 12) < 0.3).float() * 0.4  # two values
+    x[2] = 1.0
+    assert torch.equal(_equalize(x), TF.equalize(x))
