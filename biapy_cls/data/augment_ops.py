@@ -41,11 +41,7 @@ def _box_masks(n: int, spatial: tuple[int, ...], frac: torch.Tensor, device) -> 
     """(n, *spatial) boolean boxes, `frac` (n,) of every axis long (rounded, at least 1), at random positions."""
     inside = torch.ones((n, *[1] * len(spatial)), dtype=torch.bool, device=device)
     for axis, size in enumerate(spatial):
-        length = (frac * size).round().clamp(1, size)
-        start = (torch.rand(n, device=device) * (size - length + 1)).floor()
-        pos = torch.arange(size, device=device).view(1, *[1] * axis, size, *[1] * (len(spatial) - axis - 1))
-        shape = (n, *[1] * len(spatial))
-        inside = inside & (pos >= start.view(shape)) & (pos < (start + length).view(shape))
+        inside = inside & _box_extent(frac, size).view(n, *[1] * axis, size, *[1] * (len(spatial) - axis - 1))
     return inside
 
 
@@ -126,11 +122,33 @@ def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     top = x.flatten(1).amax(1)
     # Independent noises of overlapping boxes add up to one Gaussian of the summed variance: one draw.
     # All boxes of all images are drawn at once (per-call overhead dominates at small sizes).
-    inside = _box_masks(n * boxes, spatial, _uniform(n * boxes, aug.CNOISE_SIZE, dev), dev).view(n, boxes, *spatial)
-    active = (torch.arange(boxes, device=dev) < count[:, None]).view(n, boxes, *[1] * len(spatial))
-    amp = (_uniform(n * boxes, aug.CNOISE_SCALE, dev).view(n, boxes) * top[:, None]).view(n, boxes, *[1] * len(spatial))
-    variance = (inside & active).to(x.dtype).mul(amp**2).sum(1)
+    frac = _uniform(n * boxes, aug.CNOISE_SIZE, dev).view(n, boxes)
+    extents = [_box_extent(frac, size) for size in spatial]
+    amp = _uniform(n * boxes, aug.CNOISE_SCALE, dev).view(n, boxes) * top[:, None]
+    active = torch.arange(boxes, device=dev) < count[:, None]
+    variance = _sum_of_boxes(amp**2 * active, [e.to(x.dtype) for e in extents])
     return x + (variance.sqrt() * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
+
+
+def _box_extent(frac: torch.Tensor, size: int) -> torch.Tensor:
+    """(*frac.shape, size) booleans: along one axis of `size` pixels, a run `frac` of it long (rounded, at
+    least 1) at a random position, for every box."""
+    length = (frac * size).round().clamp(1, size)
+    start = (torch.rand(frac.shape, device=frac.device) * (size - length + 1)).floor()
+    pos = torch.arange(size, device=frac.device)
+    return (pos >= start[..., None]) & (pos < (start + length)[..., None])
+
+
+def _sum_of_boxes(weight: torch.Tensor, extents: list[torch.Tensor]) -> torch.Tensor:
+    """(n, *sizes): at each pixel, the sum of weight[i, b] over the boxes b of image i that contain it, box b
+    being the product of its extents along each axis (extents[axis]: (n, boxes, size) of 0/1). The outer
+    product of all axes but the last, then one batched product sums over the boxes: no (n, boxes, *sizes)
+    tensor, which costs a call per axis and a sum."""
+    lead = weight[..., None] * extents[0]
+    for extent in extents[1:-1]:
+        lead = (lead[..., None] * extent[:, :, None, :]).flatten(2)
+    n, sizes = weight.shape[0], [e.shape[-1] for e in extents]
+    return (lead.transpose(1, 2) @ extents[-1]).view(n, *sizes)
 
 
 def _max_angle(height: int, displacement: int) -> float:

@@ -100,10 +100,9 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
             c, s = math.cos(math.radians(v)), math.sin(math.radians(v))
             rows.append([[c, -s, cx - c * cx + s * cy], [s, c, cy - s * cx - c * cy]])
     # pixel index p -> grid_sample's [-1, 1] units (align_corners=False): (2 p + 1) / size - 1
-    to_grid = torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1], [0.0, 2.0 / h, 1.0 / h - 1]], dtype=torch.float64)
-    matrices = to_grid[:, :2] @ torch.tensor(rows, dtype=torch.float64)
-    matrices[..., 2] += to_grid[:, 2]
-    grid = _affine_pixels(matrices.to(x.dtype).to(x.device), h, w)
+    sx, ox, sy, oy = 2.0 / w, 1.0 / w - 1, 2.0 / h, 1.0 / h - 1
+    matrices = [[[sx * a, sx * b, sx * c + ox], [sy * d, sy * e, sy * f + oy]] for (a, b, c), (d, e, f) in rows]
+    grid = _affine_pixels(torch.tensor(matrices, dtype=x.dtype, device=x.device), h, w)
     index = torch.tensor(moved, device=x.device)
     out = x.clone()
     out.index_copy_(0, index, F.grid_sample(x.index_select(0, index), grid, mode="nearest", padding_mode="zeros",

@@ -323,3 +323,32 @@ def test_elastic_field_is_fft_smoothed_uniform_noise(size):
     alpha = (torch.rand(5) * (high - low) + low).view(5, 1, 1, 1)
     expected = (smooth * alpha).permute(0, 2, 3, 1) * torch.tensor([2.0 / w, 2.0 / h])
     assert torch.allclose(field, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("ndim, size", [("2D", (32, 24)), ("2D", (80, 72)), ("3D", (20, 18))])  # 80x72: unfolding
+def test_g_blur_is_a_replicate_padded_gaussian_along_every_axis(ndim, size):
+    """G_BLUR, computed as products with blur matrices on small images, must equal the definition: each
+    image convolved along every spatial axis with its own normalised Gaussian, edges replicated."""
+    import torch.nn.functional as F
+
+    from biapy_cls.data.augment import _gaussian_kernels
+
+    shape = (3, 2, *((5,) if ndim == "3D" else ()), *size)
+    torch.manual_seed(0)
+    x = torch.rand(shape)
+    cfg = only("G_BLUR", ndim, G_SIGMA=(1.0, 2.0))
+    torch.manual_seed(3)
+    got = Augmenter.from_cfg(cfg)(x)
+    torch.manual_seed(3)
+    torch.rand(1, 3)  # which images get G_BLUR (all, at probability 1)
+    sigma = torch.rand(3) * 1.0 + 1.0  # then G_BLUR's own draw: uniform in G_SIGMA
+    kernels = _gaussian_kernels(sigma, 2 * 6 + 1)
+    for i in range(3):
+        ref = x[i:i + 1]
+        for axis in range(x.ndim - 2):
+            k = kernels[i].view(1, 1, *[1] * axis, -1, *[1] * (x.ndim - 3 - axis)).repeat(2, *[1] * (x.ndim - 1))
+            pad = [0, 0] * (x.ndim - 2)
+            pad[2 * (x.ndim - 3 - axis)] = pad[2 * (x.ndim - 3 - axis) + 1] = 6
+            conv = F.conv3d if ndim == "3D" else F.conv2d
+            ref = conv(F.pad(ref, pad, mode="replicate"), k, groups=2)
+        assert torch.allclose(got[i:i + 1], ref, atol=1e-5), i

@@ -152,3 +152,25 @@ def test_cutblur_low_resolution_is_area_then_nearest(size):
                                                       mode="area"), size=(h, w), mode="nearest")
                           for i, r in enumerate(ratio)])
     assert torch.allclose(_low_resolution(x, ratio, 8), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [(12, 10), (5, 12, 10)])
+def test_cutnoise_variance_sums_the_boxes_that_cover_each_pixel(sizes):
+    """CUTNOISE's variance map, computed as products of per-axis extents, must equal the sum over the boxes
+    containing each pixel, boxes overlapping, 2D and 3D."""
+    from biapy_cls.data.augment_ops import _box_extent, _sum_of_boxes
+
+    torch.manual_seed(0)
+    n, boxes = 4, 3
+    weight = torch.rand(n, boxes)
+    extents = [_box_extent(torch.rand(n, boxes) * 0.8 + 0.1, size) for size in sizes]
+    got = _sum_of_boxes(weight, [e.float() for e in extents])
+    expected = torch.zeros(n, *sizes)
+    for i in range(n):
+        for b in range(boxes):
+            inside = extents[0][i, b].view(-1, *[1] * (len(sizes) - 1))
+            for axis, e in enumerate(extents[1:], 1):
+                inside = inside & e[i, b].view(*[1] * axis, -1, *[1] * (len(sizes) - 1 - axis))
+            expected[i] += weight[i, b] * inside
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert (expected > 0).any() and (expected == 0).any()  # boxes and background both present
