@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import AUGMENT_OPS, AugmentSettings
-from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE
+from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE, _box_extent, _sum_of_boxes
 from biapy_cls.data.policies import Policy
 
 OPS = AUGMENT_OPS  # the switches, in the order they are applied (named once, in config/settings.py)
@@ -416,18 +416,9 @@ class Augmenter:
         boxes = int(max(aug.COUT_NB_ITERATIONS))
         active = torch.arange(boxes, device=dev)[None] < _randint(n, aug.COUT_NB_ITERATIONS, dev)[:, None]
         frac = _uniform(n * boxes, aug.COUT_SIZE, dev).view(n, boxes)
-        inside = active
-        spatial = x.shape[2:]
-        inside = inside.view(n, boxes, *[1] * len(spatial))
-        for axis, size in enumerate(spatial):
-            length = (frac * size).clamp(1, size).floor()
-            start = (torch.rand(n, boxes, device=dev) * (size - length + 1)).floor()
-            pos = torch.arange(size, device=dev).view(*[1] * axis, size, *[1] * (len(spatial) - axis - 1))
-            shape = (n, boxes, *[1] * len(spatial))
-            lo, hi = start.view(shape), (start + length).view(shape)
-            inside = inside & (pos >= lo) & (pos < hi)
-        fill = inside.any(1, keepdim=False)[:, None]
-        return torch.where(fill, torch.full_like(x, float(aug.COUT_CVAL)), x)
+        extents = [_box_extent(frac, size, torch.floor).to(x.dtype) for size in x.shape[2:]]
+        fill = _sum_of_boxes(active.to(x.dtype), extents) > 0  # covered by at least one active box
+        return x.masked_fill(fill[:, None], float(aug.COUT_CVAL))
 
     def _gaussian_noise(self, x: torch.Tensor) -> torch.Tensor:
         """Add N(mean, var) noise; with USE_INPUT_IMG_MEAN_AND_VAR the image's own mean and variance."""

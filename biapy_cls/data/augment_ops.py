@@ -130,10 +130,10 @@ def cutnoise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     return x + (variance.sqrt() * torch.randn(n, *spatial, device=dev, dtype=x.dtype))[:, None]
 
 
-def _box_extent(frac: torch.Tensor, size: int) -> torch.Tensor:
+def _box_extent(frac: torch.Tensor, size: int, rounding=torch.round) -> torch.Tensor:
     """(*frac.shape, size) booleans: along one axis of `size` pixels, a run `frac` of it long (rounded, at
     least 1) at a random position, for every box."""
-    length = (frac * size).round().clamp(1, size)
+    length = rounding(frac * size).clamp(1, size)
     start = (torch.rand(frac.shape, device=frac.device) * (size - length + 1)).floor()
     pos = torch.arange(size, device=frac.device)
     return (pos >= start[..., None]) & (pos < (start + length)[..., None])
@@ -226,16 +226,15 @@ def poisson_noise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
 def _impulse(x: torch.Tensor, amount: float, salt_share: float) -> torch.Tensor:
     """A fraction `amount` of the values (every channel of every pixel independently, as skimage) set to
     1.0 (salt, the dtype's maximum) for a share `salt_share` of them, else to 0 (pepper; -1 for images
-    with negative values, as skimage)."""
-    hit = torch.rand_like(x) < amount
-    if salt_share >= 1:  # SALT: no second draw
-        return x.masked_fill(hit, 1.0)
+    with negative values, as skimage). One uniform draw decides both: below amount x salt_share is salt,
+    from there up to amount pepper (given a hit, the draw is uniform below `amount`)."""
+    draw = torch.rand_like(x)
+    if salt_share >= 1:  # SALT
+        return x.masked_fill(draw < amount, 1.0)
     negative = (x.flatten(1).amin(1) < 0).view(-1, *[1] * (x.ndim - 1))
     low = torch.where(negative, -1.0, 0.0).to(x.dtype)
-    if salt_share <= 0:  # PEPPER
-        return torch.where(hit, low, x)
-    salt = torch.rand_like(x) < salt_share
-    return torch.where(hit, torch.where(salt, torch.ones_like(x), low.expand_as(x)), x)
+    out = torch.where(draw < amount, low, x)
+    return out.masked_fill(draw < amount * salt_share, 1.0) if salt_share > 0 else out
 
 
 def salt(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:

@@ -157,24 +157,26 @@ def _pointwise(x: torch.Tensor, drawn: list[str], mag: torch.Tensor) -> torch.Te
     if x.shape[-2] <= 2 or x.shape[-1] <= 2:  # too small to sharpen: torchvision returns it as it is
         drawn = ["Identity" if op == "Sharpness" else op for op in drawn]
         present.discard("Sharpness")
-    code = torch.tensor([POINTWISE.index(op) if op in present else -1 for op in drawn], device=x.device)
-    mag = mag.to(x.device, x.dtype)
+    values = mag.tolist()
 
-    def drew(op: str) -> torch.Tensor:
-        return (code == POINTWISE.index(op)).view(-1, 1, 1, 1)
+    def drew(op: str) -> torch.Tensor:  # built from Python lists: one call instead of a comparison and more
+        return torch.tensor([name == op for name in drawn], device=x.device).view(-1, 1, 1, 1)
+
+    def per_image(op_or_ops, default: float, of=lambda v: v) -> torch.Tensor:
+        return torch.tensor([of(v) if name in op_or_ops else default for name, v in zip(drawn, values)],
+                            dtype=x.dtype, device=x.device)
 
     if present & set(BLENDS):
         other = torch.zeros_like(x)  # Brightness: towards black
         for op, target in (("Color", _gray), ("Contrast", _contrast_target), ("Sharpness", _smooth)):
             if op in present:
                 other = torch.where(drew(op), target(x), other)
-        x = _blend(x, other, torch.where((code >= 0) & (code < len(BLENDS)), 1 + mag, 1.0))
-    if "Posterize" in present:  # torchvision's float posterize: 2**bits levels
-        levels = (2 ** torch.where(code == POINTWISE.index("Posterize"), mag.round(), 8.0)).view(-1, 1, 1, 1)
+        x = _blend(x, other, 1 + per_image(present & set(BLENDS), 0.0))
+    if "Posterize" in present:  # torchvision's float posterize: 2**bits levels (round: half to even, as torch)
+        levels = (2 ** per_image(("Posterize",), 8.0, round)).view(-1, 1, 1, 1)
         x = torch.where(drew("Posterize"), (x * levels).floor().clamp(max=levels - 1) / levels, x)
     if "Solarize" in present:  # a threshold of 2 inverts nothing
-        threshold = torch.where(code == POINTWISE.index("Solarize"), mag, 2.0).view(-1, 1, 1, 1)
-        x = torch.where(x >= threshold, 1 - x, x)
+        x = torch.where(x >= per_image(("Solarize",), 2.0).view(-1, 1, 1, 1), 1 - x, x)
     if "AutoContrast" in present:  # each channel stretched to [0, 1]; flat channels unchanged
         low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
         keep = (high <= low) | ~drew("AutoContrast")
