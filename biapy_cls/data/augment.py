@@ -210,9 +210,10 @@ class Augmenter:
         square = x.shape[-1] == x.shape[-2]
         k = _randint(x.shape[0], (1, 3), x.device) if square else torch.full((x.shape[0],), 2, device=x.device)
         out = x.clone()
-        for turns in k.unique().tolist():
-            sel = (k == turns).nonzero().squeeze(1)
-            out[sel] = torch.rot90(x[sel], turns, dims=(-2, -1))
+        turns_of = k.tolist()
+        for turns in set(turns_of):
+            sel = torch.tensor([i for i, t in enumerate(turns_of) if t == turns], device=x.device)
+            out.index_copy_(0, sel, torch.rot90(x.index_select(0, sel), turns, dims=(-2, -1)))
         return out
 
     # -- 2. resampling -------------------------------------------------------------------------------

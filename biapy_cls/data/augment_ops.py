@@ -254,38 +254,40 @@ def missing_sections(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     each), thickened by MISSP_ITERATIONS dilations, filled with the plane's mean. Each channel (2D) or
     each z-slice of each channel (3D) gets one with probability MISSP_CHANNEL_PB, with at least two
     untouched planes after a touched one (BiaPy's rule). The dilation by a cross k times is the set of
-    pixels within L1 distance k of the line: |n . (p - p0)| <= k * max(|n_x|, |n_y|) for the unit normal n."""
+    pixels within L1 distance k of the line: |n . (p - p0)| <= k * max(|n_x|, |n_y|) for the unit normal n.
+    The few numbers per plane are worked out in Python (a tensor call each would cost more than the
+    pixels at small sizes); the pixels take one pass."""
     n, dev = x.shape[0], x.device
     planes = _planes(x)
     p, h, w = planes.shape[1:]
-    iterations = _randint(n, aug.MISSP_ITERATIONS[0], aug.MISSP_ITERATIONS[1], dev).float()
-    chosen = torch.zeros(n, p, dtype=torch.bool, device=dev)
-    cooldown = torch.zeros(n, dtype=torch.long, device=dev)
-    for i in range(p):  # sequential because of the gap rule, vectorised over the batch
-        hit = (torch.rand(n, device=dev) < float(aug.MISSP_CHANNEL_PB)) & (cooldown == 0)
-        chosen[:, i] = hit
-        cooldown = torch.where(hit, 2, (cooldown - 1).clamp_min(0))
-    # one line per plane: endpoints on opposite borders
-    vertical = torch.rand(n, p, device=dev) < 0.5
-    a, b = (torch.randint(1, max(w - 1, 2), (2, n, p), device=dev).float()
-            if w > 2 else torch.zeros(2, n, p, device=dev))
-    c, d = (torch.randint(1, max(h - 1, 2), (2, n, p), device=dev).float()
-            if h > 2 else torch.zeros(2, n, p, device=dev))
-    # vertical: (row 0, col a) -> (row h-1, col b); horizontal: (row c, col 0) -> (row d, col w-1)
-    y0, x0 = torch.where(vertical, 0.0, c), torch.where(vertical, a, 0.0)
-    y1, x1 = torch.where(vertical, float(h - 1), d), torch.where(vertical, b, float(w - 1))
-    ny, nx = x1 - x0, -(y1 - y0)
-    norm = torch.sqrt(ny**2 + nx**2).clamp_min(1e-6)
-    ny, nx = ny / norm, nx / norm
-    yy = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h, 1)
-    xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, w)
-    e = lambda t: t[..., None, None]  # noqa: E731 - (n, p) -> broadcast over (h, w)
-    dist = (e(ny) * (yy - e(y0)) + e(nx) * (xx - e(x0))).abs()
-    line = dist <= e(iterations[:, None].expand(n, p)) * torch.maximum(e(ny).abs(), e(nx).abs()) + 0.5 * (
-        e(ny).abs() + e(nx).abs())  # + half a pixel: the rasterised line itself
-    line = line & e(chosen)
-    mean = planes.mean((-2, -1), keepdim=True)
-    return torch.where(line, mean.to(x.dtype), planes).reshape(x.shape)
+    iterations = _randint(n, aug.MISSP_ITERATIONS[0], aug.MISSP_ITERATIONS[1], dev).tolist()
+    draws = (torch.rand(n, p, device=dev) < float(aug.MISSP_CHANNEL_PB)).tolist()
+    vertical = (torch.rand(n, p, device=dev) < 0.5).tolist()
+    # endpoints on opposite borders: vertical (row 0, col a) -> (row h-1, col b); horizontal (row c, col 0)
+    # -> (row d, col w-1)
+    cols = torch.randint(1, max(w - 1, 2), (2, n, p), device=dev).tolist() if w > 2 else [[[0] * p] * n] * 2
+    rows = torch.randint(1, max(h - 1, 2), (2, n, p), device=dev).tolist() if h > 2 else [[[0] * p] * n] * 2
+    lines = []  # per plane: ny, nx, offset (the line is ny * y + nx * x + offset = 0), half-width (-1: none)
+    for i in range(n):
+        cooldown = 0
+        for j in range(p):  # sequential because of the gap rule
+            hit = draws[i][j] and cooldown == 0
+            cooldown = 2 if hit else max(cooldown - 1, 0)
+            if vertical[i][j]:
+                y0, x0, y1, x1 = 0.0, cols[0][i][j], h - 1.0, cols[1][i][j]
+            else:
+                y0, x0, y1, x1 = rows[0][i][j], 0.0, rows[1][i][j], w - 1.0
+            ny, nx = x1 - x0, -(y1 - y0)
+            norm = max(math.hypot(ny, nx), 1e-6)
+            ny, nx = ny / norm, nx / norm
+            # + half a pixel: the rasterised line itself
+            width = iterations[i] * max(abs(ny), abs(nx)) + 0.5 * (abs(ny) + abs(nx)) if hit else -1.0
+            lines.append([ny, nx, -(ny * y0 + nx * x0), width])
+    line = torch.tensor(lines, device=dev, dtype=torch.float32).view(n, p, 4, 1, 1)
+    yy = torch.arange(h, device=dev, dtype=torch.float32).view(h, 1)
+    xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, w)
+    on_line = (line[:, :, 0] * yy + line[:, :, 1] * xx + line[:, :, 2]).abs() <= line[:, :, 3]
+    return torch.where(on_line, planes.mean((-2, -1), keepdim=True), planes).reshape(x.shape)
 
 
 def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
@@ -297,18 +299,17 @@ def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     d = _randint(n, int(h * float(aug.GRID_D_RANGE[0])), int(w * float(aug.GRID_D_RANGE[1])), dev).clamp_min(2).float()
     band = torch.ceil(d * float(aug.GRID_RATIO))
-    start_y, start_x = torch.rand(n, device=dev) * d, torch.rand(n, device=dev) * d
-    start_y, start_x = start_y.floor(), start_x.floor()
+    start = (torch.rand(2, n, device=dev) * d).floor()  # (y, x) offsets of the grid
     degrees = torch.randint(0, max(1, round(float(aug.GRID_ROTATE) * 360)), (n,), device=dev).float()
-    angle = torch.deg2rad(degrees).view(n, 1, 1)
-    yy, xx = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float32) - h / 2,
-                            torch.arange(w, device=dev, dtype=torch.float32) - w / 2, indexing="ij")
+    angle = torch.deg2rad(degrees)
     side = math.ceil(math.sqrt(h * h + w * w))  # BiaPy draws the grid on this square, then rotates it
-    u = torch.cos(angle) * yy - torch.sin(angle) * xx + side / 2
-    v = torch.sin(angle) * yy + torch.cos(angle) * xx + side / 2
+    # the grid keeps the bands (u - start_y) mod d < band or (v - start_x) mod d < band of the rotated positions
     e = lambda t: t.view(n, 1, 1)  # noqa: E731
-    in_band = ((torch.remainder(u.floor() - e(start_y), e(d)) < e(band))
-               | (torch.remainder(v.floor() - e(start_x), e(d)) < e(band)))
+    cos, sin = e(torch.cos(angle)), e(torch.sin(angle))
+    yy, xx = _centred_positions(h, w, dev)
+    u, v = cos * yy - sin * xx + side / 2, sin * yy + cos * xx + side / 2
+    in_band = ((torch.remainder(u.floor() - e(start[0]), e(d)) < e(band))
+               | (torch.remainder(v.floor() - e(start[1]), e(d)) < e(band)))
     keep = ~in_band if aug.GRID_INVERT else in_band
     if ndim == 2:
         return x * keep[:, None].to(x.dtype)
@@ -318,6 +319,13 @@ def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     z = torch.arange(depth, device=dev).view(1, depth)
     in_block = ((z >= first[:, None]) & (z < (first + block)[:, None])).view(n, 1, depth, 1, 1)
     return torch.where(in_block & ~keep[:, None, None], torch.zeros_like(x), x)
+
+
+@functools.lru_cache(maxsize=16)
+def _centred_positions(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, 1) rows and (1, w) columns of pixel indices minus half the size."""
+    return (torch.arange(h, device=device, dtype=torch.float32).view(h, 1) - h / 2,
+            torch.arange(w, device=device, dtype=torch.float32).view(1, w) - w / 2)
 
 
 FUNCTIONS = {"GRAYSCALE": grayscale, "CHANNEL_SHUFFLE": channel_shuffle, "CUTBLUR": cutblur, "CUTNOISE": cutnoise,
