@@ -158,19 +158,20 @@ def _max_angle(height: int, displacement: int) -> float:
     return math.asin(min(ratio, 1.0)) * 2.0
 
 
-def _warp_planes(planes: torch.Tensor, angle: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor,
-                 centre_y: torch.Tensor) -> torch.Tensor:
-    """Rotate every y-x plane of each image by `angle` about (W/2, centre_y) and shift it by (dx, dy)
-    pixels, zeros outside: one grid_sample for the batch."""
+def _warp_planes(planes: torch.Tensor, angle: list[float], dx: list[float], dy: list[float],
+                 centre_y: list[float]) -> torch.Tensor:
+    """Rotate every y-x plane of each image by `angle` (radians) about (W/2, centre_y) and shift it by
+    (dx, dy) pixels, zeros outside: one affine_grid and one grid_sample for the batch. The matrices, a few
+    numbers per image, are written out in Python: output pixel (X, Y) samples the input at
+    R(-angle) (X - W/2 - dx, Y - centre_y - dy) + (W/2, centre_y), in affine_grid's [-1, 1] units."""
     n, _, h, w = planes.shape
-    dev = planes.device
-    ys = torch.arange(h, device=dev, dtype=planes.dtype) + 0.5
-    xs = torch.arange(w, device=dev, dtype=planes.dtype) + 0.5
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    c, s = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
-    u, v = xx - w / 2 - dx.view(n, 1, 1), yy - centre_y.view(n, 1, 1) - dy.view(n, 1, 1)
-    src_x, src_y = c * u + s * v + w / 2, -s * u + c * v + centre_y.view(n, 1, 1)  # inverse rotation
-    grid = torch.stack([src_x / w * 2 - 1, src_y / h * 2 - 1], -1)
+    theta = []
+    for a, sx, sy, cy in zip(angle, dx, dy, centre_y):
+        c, s = math.cos(a), math.sin(a)
+        k = h / 2 - cy - sy
+        theta.append([[c, s * h / w, 2 / w * (-c * sx + s * k)], [-s * w / h, c, 2 / h * (s * sx + c * k + cy) - 1]])
+    grid = F.affine_grid(torch.tensor(theta, dtype=planes.dtype, device=planes.device), list(planes.shape),
+                         align_corners=False)
     return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -193,14 +194,14 @@ def misalignment(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
         row = _randint(n, 1, h - 1, dev)
         lower = torch.arange(h, device=dev).view(1, 1, h, 1) >= row.view(n, 1, 1, 1)
         # only the lower part moves: it is cut out first, so nothing of the upper part slides in
-        moved = _warp_planes(planes * lower, angle, -shift, torch.zeros_like(shift), row.to(dt) + (h - row.to(dt)) / 2)
+        moved = _warp_planes(planes * lower, angle.tolist(), (-shift).tolist(), [0.0] * n,
+                             (row.to(dt) + (h - row.to(dt)) / 2).tolist())
         return torch.where(lower, moved, planes)
     depth = x.shape[2]
     sign = torch.randint(0, 2, (2, n), device=dev) * 2 - 1
     dy = _randint(n, 0, disp, dev).to(dt) * sign[0] * ~rotate
     dx = shift * sign[1]
-    centre = torch.full((n,), h / 2, device=dev, dtype=dt)
-    moved = _warp_planes(planes, angle, dx, dy, centre).reshape(x.shape)
+    moved = _warp_planes(planes, angle.tolist(), dx.tolist(), dy.tolist(), [h / 2] * n).reshape(x.shape)
     z = _randint(n, 1, depth - 1, dev) if depth >= 3 else torch.zeros(n, dtype=torch.long, device=dev)
     slip = torch.rand(n, device=dev) < 0.5
     pos = torch.arange(depth, device=dev).view(1, depth)

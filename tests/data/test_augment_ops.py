@@ -116,7 +116,7 @@ def test_misalignment_translates_the_lower_rows_in_2d_and_slices_in_3d():
         assert same[:first].all()
         if first < 24:  # else a shift of 0 pixels: the image is as it was
             assert any(torch.allclose(out[0, first:, : 24 - d], orig[0, first:, d:], atol=1e-5) for d in range(1, 6))
-            assert (out[0, first:, 24 - 5:] == 0).any()  # zeros slide in
+            assert (out[0, first:, 24 - 5:].abs() < 1e-5).any()  # zeros slide in (up to rounding)
     vol = torch.rand(8, 1, 6, 16, 16)
     moved = run(only("MISALIGNMENT", "3D", MS_ROTATE_RATIO=1.0, MS_DISPLACEMENT=4), vol)
     touched = (moved != vol).flatten(3).any(3)[:, 0]  # (n, D)
