@@ -281,25 +281,6 @@ def test_affine_geometry_is_in_pixels_whatever_the_aspect_ratio():
         )
 
 
-def test_median_networks_select_the_median_of_every_ordering():
-    import itertools
-
-    from biapy_cls.data.augment import MEDIAN_NETWORKS, _median_1d
-
-    for size, network in MEDIAN_NETWORKS.items():
-        for order in itertools.permutations(range(size)):
-            values = list(order)
-            for a, b in network:
-                values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
-            assert values[size // 2] == size // 2, (size, order)
-    x = torch.rand(4, 2, 9, 11)
-    sizes = [3, 5, 7, 9]  # 9 uses the general sorting network; smaller windows inside it
-    got = _median_1d(x, sizes, -1)
-    for i, k in enumerate(sizes):
-        padded = torch.nn.functional.pad(x[i : i + 1], [k // 2, k // 2, 0, 0], mode="replicate")
-        assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)
-
-
 @pytest.mark.parametrize("size", [(32, 32), (24, 20), (7, 13), (80, 72)])  # 80x72: the FFT path of large images
 def test_elastic_field_is_fft_smoothed_uniform_noise(size):
     """ELASTIC's displacements: uniform noise in [-1, 1] smoothed (circularly) by a Gaussian of E_SIGMA
@@ -331,7 +312,7 @@ def test_g_blur_is_a_replicate_padded_gaussian_along_every_axis(ndim, size):
     image convolved along every spatial axis with its own normalised Gaussian, edges replicated."""
     import torch.nn.functional as F
 
-    from biapy_cls.data.augment import _gaussian_kernels
+    from biapy_cls.data.augment_filters import _gaussian_kernels
 
     shape = (3, 2, *((5,) if ndim == "3D" else ()), *size)
     torch.manual_seed(0)

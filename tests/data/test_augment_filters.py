@@ -1,0 +1,35 @@
+"""The per-image filters shared by the augmentations (biapy_cls/data/augment_filters.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from biapy_cls.data.augment_filters import MEDIAN_NETWORKS, _blur_matrices, _gaussian_kernels, _median_1d, _separable
+
+
+def test_median_networks_select_the_median_of_every_ordering():
+    for size, network in MEDIAN_NETWORKS.items():
+        for order in itertools.permutations(range(size)):
+            values = list(order)
+            for a, b in network:
+                values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
+            assert values[size // 2] == size // 2, (size, order)
+    x = torch.rand(4, 2, 9, 11)
+    sizes = [3, 5, 7, 9]  # 9 uses the general sorting network; smaller windows inside it
+    got = _median_1d(x, sizes, -1)
+    for i, k in enumerate(sizes):
+        padded = torch.nn.functional.pad(x[i : i + 1], [k // 2, k // 2, 0, 0], mode="replicate")
+        assert torch.equal(got[i : i + 1], padded.unfold(-1, k, 1).median(-1).values)
+
+
+def test_blur_matrices_filter_like_the_unfolded_separable_filter():
+    """The blur matrices (rows folding the taps beyond an edge onto the edge pixel) and the unfolded
+    filter with replicated edges are the same filtering, for kernels longer than the signal too."""
+    torch.manual_seed(0)
+    for size, taps in ((32, 13), (7, 13), (20, 5)):
+        x = torch.rand(3, 2, size, 9)
+        kernels = _gaussian_kernels(torch.rand(3) * 2 + 0.5, taps)
+        by_matrix = _blur_matrices(kernels, size)[:, None] @ x
+        assert torch.allclose(by_matrix, _separable(x, kernels, (0,)), atol=1e-6), (size, taps)
