@@ -37,6 +37,15 @@ def _planes(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, x.shape[-2], x.shape[-1])
 
 
+def replace_images(x: torch.Tensor, images: list[int], fn) -> torch.Tensor:
+    """`x` with the images at the positions `images` (a Python list) replaced, in place, by `fn` of them
+    (fn(subset, images)). index_select / index_copy_: ~3x cheaper than x[idx] on the CPU."""
+    if images:
+        index = torch.tensor(images, device=x.device)
+        x.index_copy_(0, index, fn(x.index_select(0, index), images))
+    return x
+
+
 def _box_masks(n: int, spatial: tuple[int, ...], frac: torch.Tensor, device) -> torch.Tensor:
     """(n, *spatial) boolean boxes, `frac` (n,) of every axis long (rounded, at least 1), at random positions."""
     inside = torch.ones((n, *[1] * len(spatial)), dtype=torch.bool, device=device)

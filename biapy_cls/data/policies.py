@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from biapy_cls.config.settings import PolicySettings
+from biapy_cls.data.augment_ops import replace_images
 
 BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0 ... 30
 
@@ -103,11 +104,8 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
     sx, ox, sy, oy = 2.0 / w, 1.0 / w - 1, 2.0 / h, 1.0 / h - 1
     matrices = [[[sx * a, sx * b, sx * c + ox], [sy * d, sy * e, sy * f + oy]] for (a, b, c), (d, e, f) in rows]
     grid = _affine_pixels(torch.tensor(matrices, dtype=x.dtype, device=x.device), h, w)
-    index = torch.tensor(moved, device=x.device)
-    out = x.clone()
-    out.index_copy_(0, index, F.grid_sample(x.index_select(0, index), grid, mode="nearest", padding_mode="zeros",
-                                            align_corners=False))
-    return out
+    return replace_images(x.clone(), moved, lambda sub, _: F.grid_sample(sub, grid, mode="nearest",
+                                                                         padding_mode="zeros", align_corners=False))
 
 
 @functools.lru_cache(maxsize=16)
@@ -246,10 +244,8 @@ class Policy(PolicySettings):
             y = _geometry(y, drawn, mags.to(dev))
             for ops_here, fn in ((POINTWISE, lambda sub, sel: _pointwise(sub, [drawn[i] for i in sel], mags[sel])),
                                  (("Equalize",), lambda sub, sel: _equalize(sub))):
-                sel = [i for i, name in enumerate(drawn) if name in ops_here]
-                if sel:  # only the images that drew one of them: ~2x cheaper than the whole batch
-                    index = torch.tensor(sel, device=dev)
-                    y.index_copy_(0, index, fn(y.index_select(0, index), sel))
+                # only the images that drew one of them: ~2x cheaper than the whole batch
+                y = replace_images(y, [i for i, name in enumerate(drawn) if name in ops_here], fn)
         return y * span + low
 
 
