@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import AUGMENT_OPS, AugmentSettings
-from biapy_cls.data.augment_filters import _blur_matrices, _gaussian_kernels, _median_1d, _separable
+from biapy_cls.data.augment_filters import _blur_matrices, _gaussian_kernels, _median_1d, _separable, affine_grid
 from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE, _box_extent, _sum_of_boxes, replace_images
 from biapy_cls.data.policies import Policy
 
@@ -211,9 +211,9 @@ class Augmenter:
         return torch.fft.ifft(torch.fft.fft(eye, dim=0) * transfer[:, None], dim=0).real.float()
 
     def _sample(self, x: torch.Tensor, theta: torch.Tensor, field: torch.Tensor | None, fill: str) -> torch.Tensor:
-        # F.affine_grid itself, not an equivalent product: a grid that differs in the last bit changes every
-        # seeded run with RANDOM_ROT (the ViT's seed-0 floor run went from 0.978 to 0.969).
-        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        # F.affine_grid's grid bit for bit, not just an equivalent product: a grid that differs in the last bit
+        # changes every seeded run with RANDOM_ROT (the ViT's seed-0 floor run went from 0.978 to 0.969).
+        grid = affine_grid(theta.to(x.dtype), list(x.shape))
         if field is not None:  # in-plane displacement, the same for every z-slice in 3D
             grid = grid + (field if self.ndim == 2 else F.pad(field, (0, 1))[:, None]).to(x.dtype)
         if fill == "wrap":

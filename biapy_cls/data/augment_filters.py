@@ -85,3 +85,28 @@ def _median_1d(x: torch.Tensor, sizes: list[int], axis: int) -> torch.Tensor:
 def _transposition_network(size: int) -> list[tuple[int, int]]:
     """Odd-even transposition sort of `size` values: a sorting network for any size."""
     return [(i, i + 1) for step in range(size) for i in range(step % 2, size - 1, 2)]
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_grid(size: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(d, *spatial): F.affine_grid's sample positions for the identity, one contiguous plane per coordinate
+    (x, y[, z]), once per size."""
+    d = len(size) - 2
+    grid = F.affine_grid(torch.eye(d, d + 1, dtype=dtype, device=device)[None], [1, 1, *size[2:]],
+                         align_corners=False)
+    return grid[0].movedim(-1, 0).contiguous()
+
+
+def affine_grid(theta: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """F.affine_grid(theta, size, align_corners=False), bit for bit, ~3x cheaper on the CPU, where its batched
+    product with an inner size of 3 or 4 costs more than the resampling itself. The same sums in the same
+    order (x a + y b [+ z c] + t, each product rounded), as elementwise operations on the cached identity
+    grid: seeded runs with RANDOM_ROT depend on every bit of the grid."""
+    base = _identity_grid(tuple(size), theta.dtype, theta.device)
+    n, d = theta.shape[0], theta.shape[1]
+    # computed as (n, d, *spatial), whose inner loops run over whole rows, then viewed as (n, *spatial, d)
+    column = [theta[:, :, k].reshape(n, d, *[1] * d) for k in range(d + 1)]
+    grid = base[0] * column[0]
+    for k in range(1, d):
+        grid = grid + base[k] * column[k]
+    return (grid + column[d]).movedim(1, -1)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from biapy_cls.data.augment_filters import affine_grid
+
 # Up to this image side, operations written as products with (side x side) matrices are cheaper than their
 # alternatives, which are bound by per-call overhead at small sizes; beyond it the products' work per pixel
 # (2 x side multiply-adds) makes them the dearer (512 per pixel at 256x256).
@@ -170,7 +172,7 @@ def _max_angle(height: int, displacement: int) -> float:
 def _warp_planes(planes: torch.Tensor, angle: list[float], dx: list[float], dy: list[float],
                  centre_y: list[float]) -> torch.Tensor:
     """Rotate every y-x plane of each image by `angle` (radians) about (W/2, centre_y) and shift it by
-    (dx, dy) pixels, zeros outside: one affine_grid and one grid_sample for the batch. The matrices, a few
+    (dx, dy) pixels, zeros outside: one affine grid and one grid_sample for the batch. The matrices, a few
     numbers per image, are written out in Python: output pixel (X, Y) samples the input at
     R(-angle) (X - W/2 - dx, Y - centre_y - dy) + (W/2, centre_y), in affine_grid's [-1, 1] units."""
     n, _, h, w = planes.shape
@@ -179,8 +181,7 @@ def _warp_planes(planes: torch.Tensor, angle: list[float], dx: list[float], dy: 
         c, s = math.cos(a), math.sin(a)
         k = h / 2 - cy - sy
         theta.append([[c, s * h / w, 2 / w * (-c * sx + s * k)], [-s * w / h, c, 2 / h * (s * sx + c * k + cy) - 1]])
-    grid = F.affine_grid(torch.tensor(theta, dtype=planes.dtype, device=planes.device), list(planes.shape),
-                         align_corners=False)
+    grid = affine_grid(torch.tensor(theta, dtype=planes.dtype, device=planes.device), list(planes.shape))
     return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

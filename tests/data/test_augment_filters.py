@@ -6,7 +6,14 @@ import itertools
 
 import torch
 
-from biapy_cls.data.augment_filters import MEDIAN_NETWORKS, _blur_matrices, _gaussian_kernels, _median_1d, _separable
+from biapy_cls.data.augment_filters import (
+    MEDIAN_NETWORKS,
+    _blur_matrices,
+    _gaussian_kernels,
+    _median_1d,
+    _separable,
+    affine_grid,
+)
 
 
 def test_median_networks_select_the_median_of_every_ordering():
@@ -33,3 +40,16 @@ def test_blur_matrices_filter_like_the_unfolded_separable_filter():
         kernels = _gaussian_kernels(torch.rand(3) * 2 + 0.5, taps)
         by_matrix = _blur_matrices(kernels, size)[:, None] @ x
         assert torch.allclose(by_matrix, _separable(x, kernels, (0,)), atol=1e-6), (size, taps)
+
+
+def test_affine_grid_is_torchs_bit_for_bit():
+    """Seeded runs with RANDOM_ROT depend on every bit of the sampling grid: the cheaper grid must be
+    F.affine_grid's exactly, in 2D and 3D, square or not, for small, ordinary and large matrices."""
+    torch.manual_seed(0)
+    for size in ([32, 1, 32, 32], [5, 3, 17, 40], [1, 1, 8, 8], [6, 1, 16, 32, 32], [4, 2, 5, 9, 7]):
+        d = len(size) - 2
+        for scale in (1e-3, 1.0, 100.0):
+            theta = torch.randn(size[0], d, d + 1) * scale
+            expected = torch.nn.functional.affine_grid(theta, size, align_corners=False)
+            got = affine_grid(theta, size)
+            assert got.shape == expected.shape and torch.equal(got, expected), (size, scale)
