@@ -3,9 +3,10 @@
 The pipeline is what feeds the model: reading (in memory, or lazily from PNG files with 0, 1 or 2
 DataLoader workers), unit scale, every 2D AUGMENTOR transformation switched on (at DA_PROB) and
 normalisation, i.e. `build_loader` + `make_prepare(...)(images, range, train=True)`. The step is forward,
-cross-entropy, backward and an AdamW update of simple_cnn on 32x32x1 batches. Pipelines and step are
-timed (wall clock: workers are other processes) in alternating rounds, so that load from other
-processes affects both alike. Issue 5: the augmentation must be at least 5x faster than the step.
+cross-entropy, backward and an AdamW update of simple_cnn on 32x32x1 batches. Each pipeline is timed (wall
+clock: workers are other processes) between two steps, so that load from other processes and the
+machine's drifting speed affect both alike; its ratio is the median over rounds of its rate over the
+mean rate of the steps around it. Issue 5: the augmentation must be at least 5x faster than the step.
 
     python bench/augment_throughput.py [--quick]          (run.py includes it in docs/benchmarks.md)
 """
@@ -105,13 +106,21 @@ def run(train_dir: Path, quick: bool) -> dict:
 
     for fn in (step, *pipelines.values()):
         timed(fn)  # warm-up: worker start-up, first allocations
+    # Each pipeline is timed between two steps and compared with their mean: this machine's speed drifts by
+    # tens of percent within seconds, and a ratio of medians taken from different moments carries the drift.
     rates: dict[str, list[float]] = {name: [] for name in ("step", *pipelines)}
-    for _ in range(2 if quick else 5):
-        rates["step"].append(step_batches * BATCH / timed(step))
+    ratios: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(2 if quick else 7):
+        before = step_batches * BATCH / timed(step)
         for name, fn in pipelines.items():
-            rates[name].append(n / timed(fn))
+            rate = n / timed(fn)
+            after = step_batches * BATCH / timed(step)
+            rates[name].append(rate)
+            rates["step"].append(before)
+            ratios[name].append(rate / ((before + after) / 2))
+            before = after
     step_rate = statistics.median(rates["step"])
-    rows = [(name, statistics.median(rates[name]), statistics.median(rates[name]) / step_rate) for name in pipelines]
+    rows = [(name, statistics.median(rates[name]), statistics.median(ratios[name])) for name in pipelines]
     return {"step": step_rate, "rows": rows, "augmentations": augmenter.describe(), "images": n,
             "op_costs": op_costs(batch_u8.float() / 255.0, step, step_batches, quick)}
 

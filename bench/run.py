@@ -118,7 +118,9 @@ def engine_section(rows: list[dict], notes: list[str], batches: dict, own: dict)
 def pipeline_section(result: dict) -> list[str]:
     lines = [PIPELINE_HEADING, "",
              f"Every 2D AUGMENTOR transformation on ({result['augmentations']}), then the default normalisation; "
-             f"{result['images']} digits (32x32 PNG), batch 32; wall clock, alternating rounds, medians. "
+             f"{result['images']} digits (32x32 PNG), batch 32; wall clock, medians over rounds; each pipeline is "
+             "timed between two training steps, and its ratio is the median over rounds of its rate over the mean "
+             "rate of those two steps (this machine's speed drifts within seconds). "
              f"simple_cnn training step (forward, loss, backward, AdamW): **{result['step']:,.0f} samples/s**. "
              "Issue 5 target: augmentation >= 5x the step.", "",
              "| pipeline | samples/s | x training step |", "|---|---:|---:|"]
