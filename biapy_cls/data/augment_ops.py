@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biapy_cls.data.augment_filters import affine_grid
+from biapy_cls.data.augment_filters import affine_grid, select
 
 # Up to this image side, operations written as products with (side x side) matrices are cheaper than their
 # alternatives, which are bound by per-call overhead at small sizes; beyond it the products' work per pixel
@@ -87,7 +87,7 @@ def cutblur(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     box = _box_masks(n, (h, w), _uniform(n, aug.CBLUR_SIZE, x.device), x.device)[:, None]
     if not aug.CBLUR_INSIDE:
         box = box ^ (torch.rand(n, device=x.device) < 0.5).view(n, 1, 1, 1)
-    return torch.where(box, low, planes).reshape(x.shape)
+    return select(box, low, planes).reshape(x.shape)
 
 
 def _low_resolution(planes: torch.Tensor, ratio: torch.Tensor, top: int) -> torch.Tensor:
@@ -206,7 +206,7 @@ def misalignment(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
         # only the lower part moves: it is cut out first, so nothing of the upper part slides in
         moved = _warp_planes(planes * lower, angle.tolist(), (-shift).tolist(), [0.0] * n,
                              (row.to(dt) + (h - row.to(dt)) / 2).tolist())
-        return torch.where(lower, moved, planes)
+        return select(lower, moved, planes)
     depth = x.shape[2]
     sign = torch.randint(0, 2, (2, n), device=dev) * 2 - 1
     dy = _randint(n, 0, disp, dev).to(dt) * sign[0] * ~rotate
@@ -216,7 +216,7 @@ def misalignment(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     slip = torch.rand(n, device=dev) < 0.5
     pos = torch.arange(depth, device=dev).view(1, depth)
     affected = torch.where(slip[:, None], pos == z[:, None], pos >= z[:, None]).view(n, 1, depth, 1, 1)
-    return torch.where(affected, moved, x)
+    return select(affected, moved, x)
 
 
 def poisson_noise(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
@@ -244,7 +244,7 @@ def _impulse(x: torch.Tensor, amount: float, salt_share: float) -> torch.Tensor:
         return x.masked_fill(draw < amount, 1.0)
     negative = (x.flatten(1).amin(1) < 0).view(-1, *[1] * (x.ndim - 1))
     low = torch.where(negative, -1.0, 0.0).to(x.dtype)
-    out = torch.where(draw < amount, low, x)
+    out = select(draw < amount, low, x)
     return out.masked_fill(draw < amount * salt_share, 1.0) if salt_share > 0 else out
 
 
@@ -298,7 +298,7 @@ def missing_sections(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     yy = torch.arange(h, device=dev, dtype=torch.float32).view(h, 1)
     xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, w)
     on_line = (line[:, :, 0] * yy + line[:, :, 1] * xx + line[:, :, 2]).abs() <= line[:, :, 3]
-    return torch.where(on_line, planes.mean((-2, -1), keepdim=True), planes).reshape(x.shape)
+    return select(on_line, planes.mean((-2, -1), keepdim=True), planes).reshape(x.shape)
 
 
 def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
@@ -329,7 +329,7 @@ def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     first = (torch.rand(n, device=dev) * (depth - block + 1)).floor().long()
     z = torch.arange(depth, device=dev).view(1, depth)
     in_block = ((z >= first[:, None]) & (z < (first + block)[:, None])).view(n, 1, depth, 1, 1)
-    return torch.where(in_block & ~keep[:, None, None], torch.zeros_like(x), x)
+    return select(in_block & ~keep[:, None, None], torch.zeros_like(x), x)
 
 
 @functools.lru_cache(maxsize=16)

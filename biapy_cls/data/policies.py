@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from biapy_cls.config.settings import PolicySettings
+from biapy_cls.data.augment_filters import select
 from biapy_cls.data.augment_ops import replace_images
 
 BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0 ... 30
@@ -73,10 +74,10 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
 GEOMETRY = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 
-def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tensor:
+def _geometry(x: torch.Tensor, ops: list[str], values: list[float]) -> torch.Tensor:
     """ShearX/Y (shear factor, about the image's top-left corner, the outer edge of its first pixel, as PIL
     and torchvision's center=[0, 0]: hence the half pixel), TranslateX/Y (whole pixels) and Rotate
-    (degrees, about the centre), image i doing ops[i] (any other name: unchanged) with magnitude mag[i]:
+    (degrees, about the centre), image i doing ops[i] (any other name: unchanged) with magnitude values[i]:
     one nearest-neighbour resampling for all of them, zeros outside (torchvision's default fill). Each
     moved image gets its own matrix from source to output pixel positions, written out in Python (a few
     numbers per image: cheaper than tensor operations at this size), then one product with the pixel grid."""
@@ -84,7 +85,6 @@ def _geometry(x: torch.Tensor, ops: list[str], mag: torch.Tensor) -> torch.Tenso
     moved = [i for i, op in enumerate(ops) if op in GEOMETRY]
     if not moved:
         return x
-    values = mag.tolist()
     cx, cy = (w - 1) / 2, (h - 1) / 2
     rows = []  # source (x, y) = [[a, b, c], [d, e, f]] @ (x, y, 1) of the output pixel, in pixel indices
     for i in moved:
@@ -143,19 +143,18 @@ POINTWISE = ("Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solar
 BLENDS = POINTWISE[:4]  # blends with another image (torchvision's _blend): factor 1 leaves an image as it is
 
 
-def _pointwise(x: torch.Tensor, drawn: list[str], mag: torch.Tensor) -> torch.Tensor:
-    """Image i gets drawn[i] with magnitude mag[i] where that is one of POINTWISE (any other name:
+def _pointwise(x: torch.Tensor, drawn: list[str], values: list[float]) -> torch.Tensor:
+    """Image i gets drawn[i] with magnitude values[i] where that is one of POINTWISE (any other name:
     unchanged), torchvision's definitions. Each operation is computed for the whole batch and kept where it
     was drawn: one pass instead of one image subset per operation, because per-call overhead, not pixels,
     is the cost at these sizes. Where an operation is not drawn it is an exact identity (a blend with
-    factor 1, a threshold above 1, or torch.where), so an image never sees two of them. Values in [0, 1]."""
+    factor 1, a threshold above 1, or a selection), so an image never sees two of them. Values in [0, 1]."""
     present = set(drawn) & set(POINTWISE)
     if not present:
         return x
     if x.shape[-2] <= 2 or x.shape[-1] <= 2:  # too small to sharpen: torchvision returns it as it is
         drawn = ["Identity" if op == "Sharpness" else op for op in drawn]
         present.discard("Sharpness")
-    values = mag.tolist()
 
     def drew(op: str) -> torch.Tensor:  # built from Python lists: one call instead of a comparison and more
         return torch.tensor([name == op for name in drawn], device=x.device).view(-1, 1, 1, 1)
@@ -168,17 +167,17 @@ def _pointwise(x: torch.Tensor, drawn: list[str], mag: torch.Tensor) -> torch.Te
         other = torch.zeros_like(x)  # Brightness: towards black
         for op, target in (("Color", _gray), ("Contrast", _contrast_target), ("Sharpness", _smooth)):
             if op in present:
-                other = torch.where(drew(op), target(x), other)
+                other = select(drew(op), target(x), other)
         x = _blend(x, other, 1 + per_image(present & set(BLENDS), 0.0))
     if "Posterize" in present:  # torchvision's float posterize: 2**bits levels (round: half to even, as torch)
         levels = (2 ** per_image(("Posterize",), 8.0, round)).view(-1, 1, 1, 1)
-        x = torch.where(drew("Posterize"), (x * levels).floor().clamp(max=levels - 1) / levels, x)
+        x = select(drew("Posterize"), (x * levels).floor().clamp(max=levels - 1) / levels, x)
     if "Solarize" in present:  # a threshold of 2 inverts nothing
-        x = torch.where(x >= per_image(("Solarize",), 2.0).view(-1, 1, 1, 1), 1 - x, x)
+        x = select(x >= per_image(("Solarize",), 2.0).view(-1, 1, 1, 1), 1 - x, x)
     if "AutoContrast" in present:  # each channel stretched to [0, 1]; flat channels unchanged
         low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
         keep = (high <= low) | ~drew("AutoContrast")
-        x = torch.where(keep, x, (x - low) / torch.where(keep, 1, high - low))
+        x = select(keep, x, (x - low) / torch.where(keep, 1, high - low))
     return x
 
 
@@ -202,13 +201,13 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
 def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tensor:
     """One policy operation on (n, C, H, W) floats in [0, 1], with one (signed) magnitude per image;
     torchvision's definitions, written for any channel count and per-image magnitudes."""
-    mag = torch.as_tensor(mag, dtype=torch.float32).expand(x.shape[0]).to(x.device)
+    values = torch.as_tensor(mag, dtype=torch.float32).expand(x.shape[0]).tolist()
     if op == "Identity":
         return x
     if op in GEOMETRY:
-        return _geometry(x, [op] * x.shape[0], mag)
+        return _geometry(x, [op] * x.shape[0], values)
     if op in POINTWISE:
-        return _pointwise(x, [op] * x.shape[0], mag)
+        return _pointwise(x, [op] * x.shape[0], values)
     if op == "Equalize":
         return _equalize(x)
     raise ValueError(op)
@@ -227,22 +226,24 @@ class Policy(PolicySettings):
         return "TRIVIALAUGMENT (every image)" if self.kind else ""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        n, dev = x.shape[0], x.device
+        n = x.shape[0]
         names, magnitudes, signed = _tables(self.kind, x.shape[-2], x.shape[-1])
         dims = (1, 2, 3)
         low, high = x.amin(dims, keepdim=True), x.amax(dims, keepdim=True)
         span = (high - low).clamp_min(1e-12)
         y = ((x - low) / span).clamp(0, 1)
         for _ in range(self.num_ops):
-            ops = torch.randint(0, len(names), (n,))
-            bins = torch.full((n,), self.magnitude) if self.magnitude >= 0 else torch.randint(0, BINS, (n,))
-            signs = torch.randint(0, 2, (n,)) * 2 - 1
-            mags = magnitudes[ops, bins] * torch.where(signed[ops], signs, 1)
-            drawn = [names[i] for i in ops.tolist()]
+            # the draws as Python lists, the magnitudes looked up in Python (float32 values times +-1: exact)
+            ops = torch.randint(0, len(names), (n,)).tolist()
+            bins = [self.magnitude] * n if self.magnitude >= 0 else torch.randint(0, BINS, (n,)).tolist()
+            signs = torch.randint(0, 2, (n,)).tolist()
+            drawn = [names[i] for i in ops]
+            values = [magnitudes[i][b] * (2 * s - 1 if signed[i] else 1) for i, b, s in zip(ops, bins, signs)]
             # one resampling for all geometric operations, one pass for the pointwise ones, one for Equalize
             # (per-call cost dominates at 32x32); each image does one of them
-            y = _geometry(y, drawn, mags.to(dev))
-            for ops_here, fn in ((POINTWISE, lambda sub, sel: _pointwise(sub, [drawn[i] for i in sel], mags[sel])),
+            y = _geometry(y, drawn, values)
+            for ops_here, fn in ((POINTWISE, lambda sub, sel: _pointwise(sub, [drawn[i] for i in sel],
+                                                                         [values[i] for i in sel])),
                                  (("Equalize",), lambda sub, sel: _equalize(sub))):
                 # only the images that drew one of them: ~2x cheaper than the whole batch
                 y = replace_images(y, [i for i, name in enumerate(drawn) if name in ops_here], fn)
@@ -250,8 +251,8 @@ class Policy(PolicySettings):
 
 
 @functools.lru_cache(maxsize=16)
-def _tables(kind: str, h: int, w: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """The operation names, their magnitudes (ops x BINS) and whether each is signed, for this image size."""
+def _tables(kind: str, h: int, w: int) -> tuple[list[str], list[list[float]], list[bool]]:
+    """The operation names, their magnitudes (ops x BINS, float32 values) and whether each is signed, for
+    this image size."""
     space = _space(kind, h, w)
-    return (list(space), torch.stack([values for values, _ in space.values()]),
-            torch.tensor([sign for _, sign in space.values()]))
+    return list(space), [values.tolist() for values, _ in space.values()], [sign for _, sign in space.values()]

@@ -13,6 +13,7 @@ from biapy_cls.data.augment_filters import (
     _median_1d,
     _separable,
     affine_grid,
+    select,
 )
 
 
@@ -53,3 +54,13 @@ def test_affine_grid_is_torchs_bit_for_bit():
             expected = torch.nn.functional.affine_grid(theta, size, align_corners=False)
             got = affine_grid(theta, size)
             assert got.shape == expected.shape and torch.equal(got, expected), (size, scale)
+
+
+def test_select_is_torch_where_for_finite_values():
+    """Per-image masks, per-pixel masks and broadcast operands, values of any sign and size."""
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 2, 9, 7) * 1e3, torch.randn(6, 2, 9, 7) * 1e-3
+    for mask in (torch.rand(6, 1, 1, 1) < 0.5, torch.rand(6, 2, 9, 7) < 0.5, torch.rand(6, 1, 9, 7) < 0.5):
+        assert torch.equal(select(mask, a, b), torch.where(mask, a, b))
+        assert torch.equal(select(mask, a.mean((-2, -1), keepdim=True), b),
+                           torch.where(mask, a.mean((-2, -1), keepdim=True), b))

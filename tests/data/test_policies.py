@@ -114,7 +114,7 @@ def test_batched_resampling_changes_no_pixel():
     x = torch.rand(7, 2, 24, 20)
     ops = ["ShearX", "Rotate", "Brightness", "TranslateY", "ShearY", "TranslateX", "Rotate"]
     mags = torch.tensor([0.23, 17.0, 0.3, -4.2, -0.17, 5.7, -23.0])
-    batched = _geometry(x, ops, mags)
+    batched = _geometry(x, ops, mags.tolist())
     for i, op in enumerate(ops):
         alone = apply_op(x[i:i + 1], op, mags[i:i + 1]) if op in GEOMETRY else x[i:i + 1]
         assert torch.equal(batched[i:i + 1], alone), op
@@ -128,7 +128,7 @@ def test_batched_pointwise_operations_change_no_pixel():
     ops = ["Brightness", "Color", "Rotate", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast",
            "Identity"]
     mags = torch.tensor([0.3, -0.4, 17.0, 0.5, 0.6, 4.0, 0.6, 0.0, 0.0])
-    batched = _pointwise(x, ops, mags)
+    batched = _pointwise(x, ops, mags.tolist())
     for i, op in enumerate(ops):
         alone = apply_op(x[i:i + 1], op, mags[i:i + 1]) if op in POINTWISE else x[i:i + 1]
         assert torch.equal(batched[i:i + 1], alone), op
