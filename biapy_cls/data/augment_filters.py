@@ -127,7 +127,8 @@ def affine_grid(theta: torch.Tensor, size: list[int]) -> torch.Tensor:
 
 
 def select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """torch.where(mask, a, b) for finite values, as a lerp from b to a with weights 0 and 1, which gives b
-    or a exactly (b + 0 (a - b), a - (a - b) 0): ~4x cheaper than torch.where on the CPU at every size
-    measured (16x32x32 to 32x3x64x64), and the augmentations choose between images often."""
+    """torch.where(mask, a, b) for finite values, as a lerp from b to a with weights 0 and 1, which returns b
+    or a exactly (b + 0 (a - b), or a - (a - b) 0): ~4x cheaper than torch.where on the CPU at every size
+    measured (16x32x32 to 32x3x64x64), and the augmentations choose between images often. Pixels are
+    finite here: io.standard_dtype replaces non-finite ones when an image is read."""
     return torch.lerp(b, a, mask.to(a.dtype))
