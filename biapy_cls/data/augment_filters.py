@@ -102,11 +102,11 @@ def _transposition_network(size: int) -> list[tuple[int, int]]:
 
 
 @functools.lru_cache(maxsize=16)
-def _identity_grid(size: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _identity_grid(spatial: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(d, *spatial): F.affine_grid's sample positions for the identity, one contiguous plane per coordinate
-    (x, y[, z]), once per size."""
-    d = len(size) - 2
-    grid = F.affine_grid(torch.eye(d, d + 1, dtype=dtype, device=device)[None], [1, 1, *size[2:]],
+    (x, y[, z]), once per image size (not per batch size: the subsets of a batch vary in number)."""
+    d = len(spatial)
+    grid = F.affine_grid(torch.eye(d, d + 1, dtype=dtype, device=device)[None], [1, 1, *spatial],
                          align_corners=False)
     return grid[0].movedim(-1, 0).contiguous()
 
@@ -116,7 +116,7 @@ def affine_grid(theta: torch.Tensor, size: list[int]) -> torch.Tensor:
     product with an inner size of 3 or 4 costs more than the resampling itself. The same sums in the same
     order (x a + y b [+ z c] + t, each product rounded), as elementwise operations on the cached identity
     grid: seeded runs with RANDOM_ROT depend on every bit of the grid."""
-    base = _identity_grid(tuple(size), theta.dtype, theta.device)
+    base = _identity_grid(tuple(size[2:]), theta.dtype, theta.device)
     n, d = theta.shape[0], theta.shape[1]
     # computed as (n, d, *spatial), whose inner loops run over whole rows, then viewed as (n, *spatial, d)
     column = [theta[:, :, k].reshape(n, d, *[1] * d) for k in range(d + 1)]

@@ -46,6 +46,7 @@ class Design:
     drop_path: float | None = None  # stochastic depth rate of the last block (timm drop_path_rate)
     first_to_keep: str = "last"  # at small sizes: "last" stride-2 stages run at stride 1 first, or the "stem"
     min_final: int = MIN_FINAL  # pixels the last feature map keeps along the longest axis
+    stem_stride_z: int = 1  # 3D: z stride of a stem that runs at stride 1 in y-x (2: z, often thinner, halved)
     warmup_epochs: float = 0.0  # linear LR warm-up when TRAIN.LR_SCHEDULER names none (engine.optim)
     zero_init_last: bool = False  # each residual block starts as the identity (its last BN's scale 0)
 
@@ -142,7 +143,7 @@ def _monai_3d(spec: ModelSpec, variant: str, drop_rate: float, design: Design) -
                          width_coefficient=width, depth_coefficient=depth, dropout_rate=drop_rate,
                          image_size=max(spec.spatial), drop_connect_rate=drop_connect)
     if stem:
-        model._conv_stem.stride = (1, 1, 1)
+        model._conv_stem.stride = (design.stem_stride_z, 1, 1)
     _set_bn_momentum(model, design.bn_momentum)
     _zero_init_last(model, design.zero_init_last)
     for module in list(model.modules()):
