@@ -167,6 +167,21 @@ def test_efficientnet_is_built_with_the_current_design(monkeypatch):
     assert net.conv_stem.stride == (1, 1)
 
 
+def test_a_3d_efficientnet_stem_can_keep_its_z_stride(monkeypatch):
+    """--design first_to_keep=stem stem_stride_z=2 (measured in docs/models.md): the 3D stem runs at stride 1
+    in y-x only, and the network still ends at a 2-pixel map along the longest axis."""
+    from dataclasses import replace
+
+    from biapy_cls.models import efficientnet
+
+    monkeypatch.setattr(efficientnet, "DESIGN_3D", replace(efficientnet.DESIGN_3D, first_to_keep="stem",
+                                                           stem_stride_z=2))
+    net = build_model(ModelSpec("efficientnet_b0", "3D", 1, 10, (16, 32, 32)))
+    assert net._conv_stem.stride == (2, 1, 1)
+    assert _strides(net)[1:] == [(2, 2, 2)] * 4  # every strided stage kept: total y-x stride 16
+    assert net.eval()(torch.randn(2, 1, 16, 32, 32)).shape == (2, 10)
+
+
 def _strides(net: nn.Module) -> list[tuple[int, ...]]:
     return [m.stride for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)) and max(m.stride) > 1]
 
