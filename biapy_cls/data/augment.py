@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from biapy_cls.config.settings import AUGMENT_OPS, AugmentSettings
-from biapy_cls.data.augment_filters import _blur_matrices, _gaussian_kernels, _median_1d, _separable, affine_grid
+from biapy_cls.data.augment_filters import (
+    _blur_matrices,
+    _gaussian_kernels,
+    _median_1d,
+    _separable,
+    affine_grid,
+    small_tensor,
+)
 from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE, _box_extent, _sum_of_boxes, replace_images
 from biapy_cls.data.policies import Policy
 
@@ -99,7 +106,7 @@ class Augmenter:
         draws = torch.rand(len(self.ops), n, device=device)
         # which images each transformation gets: one comparison, one transfer to Python lists (an operation
         # per transformation would be ~60 more small calls per batch)
-        chosen = draws < torch.tensor([p for _, p in self.ops], dtype=draws.dtype).to(device).view(-1, 1)
+        chosen = draws < small_tensor([p for _, p in self.ops], draws.dtype, device).view(-1, 1)
         names = [name for name, _ in self.ops]
         masks = dict(zip(names, chosen.unbind(0)))
         images = dict(zip(names, chosen.tolist()))
@@ -243,7 +250,7 @@ class Augmenter:
             if with_field is not None and with_field[idx].any():
                 field = self._elastic_field(sub) * with_field[idx].view(-1, 1, 1, 1).to(sub.dtype)
             fill = self.affine_fill if use_affine else self.elastic_fill
-            x.index_copy_(0, idx, self._sample(sub, theta, field, fill))
+            x.index_put_((idx,), self._sample(sub, theta, field, fill))
         return x
 
     # -- 3. blurs ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biapy_cls.data.augment_filters import affine_grid, select
+from biapy_cls.data.augment_filters import affine_grid, select, small_tensor
 
 # Up to this image side, operations written as products with (side x side) matrices are cheaper than their
 # alternatives, which are bound by per-call overhead at small sizes; beyond it the products' work per pixel
@@ -41,10 +41,11 @@ def _planes(x: torch.Tensor) -> torch.Tensor:
 
 def replace_images(x: torch.Tensor, images: list[int], fn) -> torch.Tensor:
     """`x` with the images at the positions `images` (a Python list) replaced, in place, by `fn` of them
-    (fn(subset, images)). index_select / index_copy_: ~3x cheaper than x[idx] on the CPU."""
+    (fn(subset, images)). index_select / index_put_: ~3x and ~1.5x cheaper than x[idx] and x[idx] = y on the
+    CPU (and index_put_ ~20% cheaper than index_copy_)."""
     if images:
-        index = torch.tensor(images, device=x.device)
-        x.index_copy_(0, index, fn(x.index_select(0, index), images))
+        index = small_tensor(images, torch.int64, x.device)
+        x.index_put_((index,), fn(x.index_select(0, index), images))
     return x
 
 
@@ -181,7 +182,8 @@ def _warp_planes(planes: torch.Tensor, angle: list[float], dx: list[float], dy: 
         c, s = math.cos(a), math.sin(a)
         k = h / 2 - cy - sy
         theta.append([[c, s * h / w, 2 / w * (-c * sx + s * k)], [-s * w / h, c, 2 / h * (s * sx + c * k + cy) - 1]])
-    grid = affine_grid(torch.tensor(theta, dtype=planes.dtype, device=planes.device), list(planes.shape))
+    flat = [v for matrix in theta for row in matrix for v in row]
+    grid = affine_grid(small_tensor(flat, planes.dtype, planes.device).view(n, 2, 3), list(planes.shape))
     return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -294,7 +296,7 @@ def missing_sections(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
             # + half a pixel: the rasterised line itself
             width = iterations[i] * max(abs(ny), abs(nx)) + 0.5 * (abs(ny) + abs(nx)) if hit else -1.0
             lines.append([ny, nx, -(ny * y0 + nx * x0), width])
-    line = torch.tensor(lines, device=dev, dtype=torch.float32).view(n, p, 4, 1, 1)
+    line = small_tensor([v for row in lines for v in row], torch.float32, dev).view(n, p, 4, 1, 1)
     yy = torch.arange(h, device=dev, dtype=torch.float32).view(h, 1)
     xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, w)
     on_line = (line[:, :, 0] * yy + line[:, :, 1] * xx + line[:, :, 2]).abs() <= line[:, :, 3]

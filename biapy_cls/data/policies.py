@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from biapy_cls.config.settings import PolicySettings
-from biapy_cls.data.augment_filters import select
+from biapy_cls.data.augment_filters import select, small_tensor
 from biapy_cls.data.augment_ops import replace_images
 
 BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0 ... 30
@@ -66,9 +66,9 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """torchvision's _blend with one factor per image: factor x + (1 - factor) other, clipped to [0, 1]."""
-    f = factor.view(-1, 1, 1, 1).to(x.dtype)
-    return (f * x + (1 - f) * other).clamp(0, 1)
+    """torchvision's _blend with one factor per image ((n, 1, 1, 1), x's dtype): factor x + (1 - factor) other,
+    clipped to [0, 1]."""
+    return (factor * x + (1 - factor) * other).clamp(0, 1)
 
 
 GEOMETRY = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
@@ -103,7 +103,8 @@ def _geometry(x: torch.Tensor, ops: list[str], values: list[float]) -> torch.Ten
     # pixel index p -> grid_sample's [-1, 1] units (align_corners=False): (2 p + 1) / size - 1
     sx, ox, sy, oy = 2.0 / w, 1.0 / w - 1, 2.0 / h, 1.0 / h - 1
     matrices = [[[sx * a, sx * b, sx * c + ox], [sy * d, sy * e, sy * f + oy]] for (a, b, c), (d, e, f) in rows]
-    grid = _affine_pixels(torch.tensor(matrices, dtype=x.dtype, device=x.device), h, w)
+    flat = [v for matrix in matrices for row in matrix for v in row]
+    grid = _affine_pixels(small_tensor(flat, x.dtype, x.device).view(-1, 2, 3), h, w)
     return replace_images(x.clone(), moved, lambda sub, _: F.grid_sample(sub, grid, mode="nearest",
                                                                          padding_mode="zeros", align_corners=False))
 
@@ -156,27 +157,35 @@ def _pointwise(x: torch.Tensor, drawn: list[str], values: list[float]) -> torch.
         drawn = ["Identity" if op == "Sharpness" else op for op in drawn]
         present.discard("Sharpness")
 
-    def drew(op: str) -> torch.Tensor:  # built from Python lists: one call instead of a comparison and more
-        return torch.tensor([name == op for name in drawn], device=x.device).view(-1, 1, 1, 1)
+    # Every per-image table (which image drew what, the magnitudes) as one row of one tensor: one call
+    # instead of two or three per table. Masks are 0/1 in x's dtype, as select's lerp weights.
+    masked = [op for op in ("Color", "Contrast", "Sharpness", "Posterize", "AutoContrast") if op in present]
+    tables = [[float(name == op) for name in drawn] for op in masked]
+    blends = present & set(BLENDS)
+    if blends:  # the blend factor, 1 + the signed magnitude (1: unchanged)
+        tables.append([1 + v if name in blends else 1.0 for name, v in zip(drawn, values)])
+    if "Posterize" in present:  # 2**bits levels (round: half to even, as torch); 256 where not drawn
+        tables.append([2.0 ** round(v) if name == "Posterize" else 256.0 for name, v in zip(drawn, values)])
+    if "Solarize" in present:  # a threshold of 2 inverts nothing
+        tables.append([v if name == "Solarize" else 2.0 for name, v in zip(drawn, values)])
+    rows = iter(small_tensor([v for row in tables for v in row], x.dtype, x.device)
+                .view(len(tables), -1, 1, 1, 1).unbind(0))
+    drew = {op: next(rows) for op in masked}
 
-    def per_image(op_or_ops, default: float, of=lambda v: v) -> torch.Tensor:
-        return torch.tensor([of(v) if name in op_or_ops else default for name, v in zip(drawn, values)],
-                            dtype=x.dtype, device=x.device)
-
-    if present & set(BLENDS):
+    if blends:
         other = torch.zeros_like(x)  # Brightness: towards black
         for op, target in (("Color", _gray), ("Contrast", _contrast_target), ("Sharpness", _smooth)):
             if op in present:
-                other = select(drew(op), target(x), other)
-        x = _blend(x, other, 1 + per_image(present & set(BLENDS), 0.0))
-    if "Posterize" in present:  # torchvision's float posterize: 2**bits levels (round: half to even, as torch)
-        levels = (2 ** per_image(("Posterize",), 8.0, round)).view(-1, 1, 1, 1)
-        x = select(drew("Posterize"), (x * levels).floor().clamp(max=levels - 1) / levels, x)
-    if "Solarize" in present:  # a threshold of 2 inverts nothing
-        x = select(x >= per_image(("Solarize",), 2.0).view(-1, 1, 1, 1), 1 - x, x)
+                other = torch.lerp(other, target(x), drew[op])
+        x = _blend(x, other, next(rows))
+    if "Posterize" in present:  # torchvision's float posterize
+        levels = next(rows)
+        x = torch.lerp(x, (x * levels).floor().clamp(max=levels - 1) / levels, drew["Posterize"])
+    if "Solarize" in present:
+        x = select(x >= next(rows), 1 - x, x)
     if "AutoContrast" in present:  # each channel stretched to [0, 1]; flat channels unchanged
         low, high = x.amin((-2, -1), keepdim=True), x.amax((-2, -1), keepdim=True)
-        keep = (high <= low) | ~drew("AutoContrast")
+        keep = (high <= low) | (drew["AutoContrast"] == 0)
         x = select(keep, x, (x - low) / torch.where(keep, 1, high - low))
     return x
 

@@ -14,6 +14,7 @@ from biapy_cls.data.augment_filters import (
     _separable,
     affine_grid,
     select,
+    small_tensor,
 )
 
 
@@ -64,3 +65,18 @@ def test_select_is_torch_where_for_finite_values():
         assert torch.equal(select(mask, a, b), torch.where(mask, a, b))
         assert torch.equal(select(mask, a.mean((-2, -1), keepdim=True), b),
                            torch.where(mask, a.mean((-2, -1), keepdim=True), b))
+
+
+def test_small_tensor_is_torch_tensor_of_the_list():
+    """Indices, bools and floats (rounded to float32 as torch.tensor rounds them, infinities kept), and a
+    tensor of its own (changing it leaves the list's next tensor alone)."""
+    cpu = torch.device("cpu")
+    floats = [0.1, -2.5e-8, 1 / 3, float("inf"), -float("inf"), 1e-46, 3.4e38, 1e300]
+    for values, dtype in (([3, 0, 31, 2**40], torch.int64), ([True, False, True], torch.bool),
+                          (floats, torch.float32), (floats, torch.float64), ([], torch.int64),
+                          ([1.5, 2.0], torch.float16)):
+        got, expected = small_tensor(values, dtype, cpu), torch.tensor(values, dtype=dtype)
+        assert got.dtype == dtype and torch.equal(got, expected), (values, dtype)
+    first = small_tensor([1, 2], torch.int64, cpu)
+    first += 5
+    assert small_tensor([1, 2], torch.int64, cpu).tolist() == [1, 2]
