@@ -41,7 +41,7 @@ _SOURCES: dict[str, type] = {}
 # The current model layout of each architecture whose layers changed (or changed meaning) since the
 # first release; a checkpoint records the layout its model was built with (ModelSpec.layout), and an
 # architecture's builder rebuilds an older layout as it was, or refuses it with an explanation.
-LAYOUTS = {"vit": 2, **{f"efficientnet_b{i}": 2 for i in range(8)}}
+LAYOUTS = {"vit": 2, **{f"efficientnet_b{i}": 3 for i in range(8)}}
 CURRENT = -1
 
 

@@ -5,13 +5,15 @@ biomedical patch that leaves a 1x1 map after a few stages, or nothing to learn f
 run at stride 1 until the final map keeps `min_final` pixels along the longest axis. Which steps, and
 the other choices for training from scratch on small data, are a Design, measured in docs/models.md
 (issue 14: BiaPy's settings, AdamW 1e-3, no scheduler, 10 epochs on the digits):
-- 2D (layout 2): the stem first (the early, wide layers then see the full-resolution image), then the
-  last stages, down to a 4-pixel final map (32x32 -> total stride 8); each residual block starts as the
+- 2D (layouts 2 and 3): the stem first (the early, wide layers then see the full-resolution image), then
+  the last stages, down to a 4-pixel final map (32x32 -> total stride 8); each residual block starts as the
   identity (zero-initialised last batch norm). Test accuracy 0.952 against layout 1's 0.906.
-- 3D (layout 2): the last stages first (a stride-1 3D stem costs ~7x the compute), down to a 2-pixel map;
-  PyTorch's batch-norm momentum 0.1 instead of MONAI's 0.01 (whose running statistics lag so far behind
-  the weights in a short training that layout 1 tests at chance), no drop-connect (MONAI's 0.2 slows a
-  short training), zero-initialised residual blocks.
+- 3D (layout 3): the same resolution as 2D: the stem at stride 1 in y-x (z, often thinner, still halved),
+  then the last stages, down to a 4-pixel final map (16x32x32 -> y-x stride 8); PyTorch's batch-norm
+  momentum 0.1 instead of MONAI's 0.01 (whose running statistics lag so far behind the weights in a short
+  training that layout 1 tests at chance), no drop-connect (MONAI's 0.2 slows a short training),
+  zero-initialised residual blocks. 0.963 against layout 2's 0.939, at ~3x its compute.
+- 3D (layout 2): as layout 3 but the last stages first (the stem strided), down to a 2-pixel map.
 - Layout 1 (biapy-cls before issue 14): the last stages first, down to 2 pixels, the libraries' defaults.
 
 MONAI's 3D EfficientNet pads 'same' with paddings computed once for a cubic image size, which breaks on
@@ -22,7 +24,7 @@ timm's efficientnet_bN have, which gives ceil(size / stride) for every size.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -52,9 +54,10 @@ class Design:
 
 
 LEGACY = Design()  # layout 1: biapy-cls before issue 14
-DESIGN = Design(first_to_keep="stem", min_final=4, zero_init_last=True)  # 2D, layout 2
-DESIGN_3D = Design(bn_momentum=0.1, drop_path=0.0, zero_init_last=True)  # 3D, layout 2
-LAYOUT = 2  # must match biapy_cls.models.LAYOUTS
+DESIGN = Design(first_to_keep="stem", min_final=4, zero_init_last=True)  # 2D, layouts 2 and 3
+LAYOUT_2_3D = Design(bn_momentum=0.1, drop_path=0.0, zero_init_last=True)  # 3D, layout 2: frozen
+DESIGN_3D = replace(LAYOUT_2_3D, first_to_keep="stem", stem_stride_z=2, min_final=4)  # 3D, layout 3
+LAYOUT = 3  # must match biapy_cls.models.LAYOUTS
 
 
 def strides_to_drop(spatial: tuple[int, ...], min_final: int = MIN_FINAL) -> int:
@@ -161,10 +164,12 @@ def design_for(spec: ModelSpec) -> Design:
         raise CheckpointError(f"This {spec.architecture} checkpoint has model layout {spec.layout}, newer than this "
                               f"biapy-cls knows ({LAYOUT}). Update biapy-cls to use it.")
     # The current layout is built with DESIGN / DESIGN_3D (which bench/model_ablation.py changes); older ones
-    # with their own frozen design.
-    if spec.layout < LAYOUT:
+    # with their own frozen design. Layout 3 changed only 3D.
+    if spec.layout == 1:
         return LEGACY
-    return DESIGN_3D if spec.ndim == "3D" else DESIGN
+    if spec.ndim == "3D":
+        return DESIGN_3D if spec.layout == LAYOUT else LAYOUT_2_3D
+    return DESIGN
 
 
 def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:
@@ -177,10 +182,11 @@ def build_efficientnet(spec: ModelSpec, model_cfg=None) -> nn.Module:
     dropped = strides_to_drop(spec.spatial, design.min_final)
     if dropped:
         stem, stages = _split_drop(spec, design)
-        which = " and ".join(part for part in ("the stem" if stem else "",
+        yx_only = stem and spec.ndim == "3D" and design.stem_stride_z > 1  # the stem still halves z
+        which = " and ".join(part for part in (("the stem (in y-x)" if yx_only else "the stem") if stem else "",
                                                f"the last {stages} stage(s)" if stages else "") if part)
         log.info(f"{variant}: {'x'.join(map(str, spec.spatial))} patches are small, so {which} of its 5 stride-2 "
-                 f"steps run at stride 1 (total stride {FULL_STRIDE >> dropped}).")
+                 f"steps run at stride 1 (total stride {FULL_STRIDE >> dropped}{' in y-x' if yx_only else ''}).")
     build = _monai_3d if spec.ndim == "3D" else _timm_2d
     model = build(spec, variant, drop_rate, design)
     model.warmup_epochs = design.warmup_epochs  # read by engine.optim.auto_warmup_steps

@@ -5,7 +5,8 @@ The settings of bench/model_ablation.py: AdamW, TRAIN.LR 1e-3, no LR scheduler, 
 10% of the training images for validation, the full digits split of scripts/make_example_data.py
 (1437 training, 360 test images), SYSTEM.SEED 0, one CPU thread (as measured; the run is then the
 measured seed-0 run: vit 0.978, simple_cnn 0.994, about 40 and 30 CPU seconds). The floors are
-those of issue 14; every seed measured in docs/models.md is above them. 10 epochs each, as measured.
+those of issue 14; every seed measured in docs/models.md is above them. 10 epochs each, as measured
+(3D EfficientNet: 5, see its test).
 """
 
 from __future__ import annotations
@@ -78,24 +79,28 @@ def test_simple_cnn_learns_2d_digits_in_10_epochs(tmp_path, digits_dir, run_biap
 
 
 def test_efficientnet_b0_learns_2d_digits_in_10_epochs(tmp_path, digits_dir, run_biapy):
-    """Layout 2 (issue 14): stride-1 stem, 4-pixel final map, zero-initialised residual blocks. One 10-epoch
-    run of EfficientNet moves by about 2 points with last-bit changes of the numerics (seed 0 gave 0.944 with
-    this code and 0.958-0.981 with equivalent warp-grid computations), so this test guards against the
-    regression, not the issue's 0.95, which is on the mean of 3 seeds (bench/model_ablation.py,
-    docs/models.md): its floor 0.93 is above layout 1's 0.906 mean (0.892-0.914). About 300 CPU seconds."""
+    """Layout 2 (issue 14; 2D is the same in layout 3): stride-1 stem, 4-pixel final map, zero-initialised
+    residual blocks. One 10-epoch run of EfficientNet moves by about 2 points with last-bit changes of the
+    numerics (seed 0 gave 0.944 with this code and 0.958-0.981 with equivalent warp-grid computations), so
+    this test guards against the regression, not the issue's 0.95, which is on the mean of 3 seeds
+    (bench/model_ablation.py, docs/models.md): its floor 0.93 is above layout 1's 0.906 mean (0.892-0.914).
+    About 300 CPU seconds."""
     accuracy, log = train_and_test(tmp_path, digits_dir, "efficientnet_b0", "2D", 10, run_biapy)
     assert "the stem and the last 1 stage(s) of its 5 stride-2 steps run at stride 1 (total stride 8)" in log
     assert accuracy >= 0.93
 
 
-def test_efficientnet_b0_learns_3d_digits_in_10_epochs(tmp_path, digits3d_dir, run_biapy):
-    """Layout 2 in 3D: PyTorch's batch-norm momentum (with MONAI's 0.01 layout 1 tests at chance, 0.103), no
-    drop-connect, zero-initialised residual blocks. Seed 0 gave 0.939 with this code (0.967 with an
-    equivalent warp-grid computation); the floor, 0.90, catches the collapse; the issue's 0.95 is on the
-    3-seed mean of docs/models.md. About 500 CPU seconds: the costliest test of the suite, kept because 3D
-    EfficientNet is what issue 14 found broken."""
-    accuracy, log = train_and_test(tmp_path, digits3d_dir, "efficientnet_b0", "3D", 10, run_biapy)
-    assert "the last 1 stage(s) of its 5 stride-2 steps run at stride 1 (total stride 16)" in log
+def test_efficientnet_b0_learns_3d_digits_in_5_epochs(tmp_path, digits3d_dir, run_biapy):
+    """Layout 3 in 3D: the 2D default's resolution (stem at stride 1 in y-x, a 4-pixel final map), PyTorch's
+    batch-norm momentum (with MONAI's 0.01 layout 1 tests at chance, 0.103), no drop-connect,
+    zero-initialised residual blocks. 10 epochs take ~1700 CPU s, so CI trains 5 (~900 CPU s, still the
+    costliest test, kept because 3D EfficientNet is what issue 14 found broken): 5 epochs gave 0.952
+    (0.933-0.961; seed 0, this run: 0.933) in docs/models.md (`--set TRAIN.EPOCHS 5`); the floor, 0.90,
+    catches a collapse and layouts that learn slower. The issue's 0.95 is on the 3-seed mean at 10
+    epochs: 0.963 (0.961-0.967)."""
+    accuracy, log = train_and_test(tmp_path, digits3d_dir, "efficientnet_b0", "3D", 5, run_biapy)
+    assert ("the stem (in y-x) and the last 1 stage(s) of its 5 stride-2 steps run at stride 1 "
+            "(total stride 8 in y-x)") in log
     assert accuracy >= 0.90
 
 
