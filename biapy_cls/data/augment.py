@@ -34,7 +34,7 @@ from biapy_cls.data.augment_filters import (
     affine_grid,
     small_tensor,
 )
-from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE, _box_extent, _sum_of_boxes, replace_images
+from biapy_cls.data.augment_ops import FUNCTIONS, MATMUL_MAX_SIDE, _box_extents, _sum_of_boxes, replace_images
 from biapy_cls.data.policies import Policy
 
 OPS = AUGMENT_OPS  # the switches, in the order they are applied (named once, in config/settings.py)
@@ -348,7 +348,7 @@ class Augmenter:
         boxes = int(max(aug.COUT_NB_ITERATIONS))
         active = torch.arange(boxes, device=dev)[None] < _randint(n, aug.COUT_NB_ITERATIONS, dev)[:, None]
         frac = _uniform(n * boxes, aug.COUT_SIZE, dev).view(n, boxes)
-        extents = [_box_extent(frac, size, torch.floor).to(x.dtype) for size in x.shape[2:]]
+        extents = [e.to(x.dtype) for e in _box_extents(frac, tuple(x.shape[2:]), torch.floor)]
         fill = _sum_of_boxes(active.to(x.dtype), extents) > 0  # covered by at least one active box
         return x.masked_fill(fill[:, None], float(aug.COUT_CVAL))
 

@@ -158,12 +158,12 @@ def test_cutblur_low_resolution_is_area_then_nearest(size):
 def test_cutnoise_variance_sums_the_boxes_that_cover_each_pixel(sizes):
     """CUTNOISE's variance map, computed as products of per-axis extents, must equal the sum over the boxes
     containing each pixel, boxes overlapping, 2D and 3D."""
-    from biapy_cls.data.augment_ops import _box_extent, _sum_of_boxes
+    from biapy_cls.data.augment_ops import _box_extents, _sum_of_boxes
 
     torch.manual_seed(0)
     n, boxes = 4, 3
     weight = torch.rand(n, boxes)
-    extents = [_box_extent(torch.rand(n, boxes) * 0.8 + 0.1, size) for size in sizes]
+    extents = _box_extents(torch.rand(n, boxes) * 0.8 + 0.1, sizes)
     got = _sum_of_boxes(weight, [e.float() for e in extents])
     expected = torch.zeros(n, *sizes)
     for i in range(n):
