@@ -204,25 +204,26 @@ def misalignment(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     3D: one random z-slice ('slip') or every slice from a random one on, half of the times each; a
     translation moves them by a random (dy, dx). BiaPy's 2D code swaps translation and rotation against
     the key's name; here MS_ROTATE_RATIO is the rotation's share in both."""
-    n, dev, dt = x.shape[0], x.device, x.dtype
+    n, dev = x.shape[0], x.device
     h, w = x.shape[-2:]
     disp = int(aug.MS_DISPLACEMENT)
-    rotate = torch.rand(n, device=dev) < float(aug.MS_ROTATE_RATIO)
-    angle = (torch.rand(n, device=dev) * 2 - 1) * _max_angle(h, disp) * rotate
-    shift = _randint(n, 0, disp, dev).to(dt) * ~rotate
+    # the few numbers per image as Python lists (a tensor call per number costs more at small sizes)
+    rotate = [r < float(aug.MS_ROTATE_RATIO) for r in torch.rand(n, device=dev).tolist()]
+    angle = [(2 * r - 1) * _max_angle(h, disp) if turn else 0.0
+             for r, turn in zip(torch.rand(n, device=dev).tolist(), rotate)]
+    shift = [0.0 if turn else float(s) for s, turn in zip(_randint(n, 0, disp, dev).tolist(), rotate)]
     planes = _planes(x)
     if ndim == 2:
-        row = _randint(n, 1, h - 1, dev)
-        lower = torch.arange(h, device=dev).view(1, 1, h, 1) >= row.view(n, 1, 1, 1)
+        row = _randint(n, 1, h - 1, dev).tolist()
+        lower = _positions(h, dev).view(1, 1, h, 1) >= small_tensor(row, torch.int64, dev).view(n, 1, 1, 1)
         # only the lower part moves: it is cut out first, so nothing of the upper part slides in
-        moved = _warp_planes(planes * lower, angle.tolist(), (-shift).tolist(), [0.0] * n,
-                             (row.to(dt) + (h - row.to(dt)) / 2).tolist())
+        moved = _warp_planes(planes * lower, angle, [-s for s in shift], [0.0] * n, [r + (h - r) / 2 for r in row])
         return select(lower, moved, planes)
     depth = x.shape[2]
-    sign = torch.randint(0, 2, (2, n), device=dev) * 2 - 1
-    dy = _randint(n, 0, disp, dev).to(dt) * sign[0] * ~rotate
-    dx = shift * sign[1]
-    moved = _warp_planes(planes, angle.tolist(), dx.tolist(), dy.tolist(), [h / 2] * n).reshape(x.shape)
+    sign = (torch.randint(0, 2, (2, n), device=dev) * 2 - 1).tolist()
+    dy = [0.0 if turn else float(d * sy) for d, sy, turn in zip(_randint(n, 0, disp, dev).tolist(), sign[0], rotate)]
+    dx = [s * sx for s, sx in zip(shift, sign[1])]
+    moved = _warp_planes(planes, angle, dx, dy, [h / 2] * n).reshape(x.shape)
     z = _randint(n, 1, depth - 1, dev) if depth >= 3 else torch.zeros(n, dtype=torch.long, device=dev)
     slip = torch.rand(n, device=dev) < 0.5
     pos = torch.arange(depth, device=dev).view(1, depth)
@@ -319,19 +320,22 @@ def gridmask(x: torch.Tensor, aug, ndim: int) -> torch.Tensor:
     degrees; GRID_INVERT zeroes the bands instead. 3D: a random block of consecutive z-slices."""
     n, dev = x.shape[0], x.device
     h, w = x.shape[-2:]
-    d = _randint(n, int(h * float(aug.GRID_D_RANGE[0])), int(w * float(aug.GRID_D_RANGE[1])), dev).clamp_min(2).float()
-    band = torch.ceil(d * float(aug.GRID_RATIO))
-    start = (torch.rand(2, n, device=dev) * d).floor()  # (y, x) offsets of the grid
-    degrees = torch.randint(0, max(1, round(float(aug.GRID_ROTATE) * 360)), (n,), device=dev).float()
-    angle = torch.deg2rad(degrees)
+    # the few numbers per image in Python, then one tensor of them (a call per number costs more at small sizes)
+    period = [max(v, 2.0) for v in _randint(n, int(h * float(aug.GRID_D_RANGE[0])), int(w * float(aug.GRID_D_RANGE[1])),
+                                            dev).tolist()]
+    offsets = torch.rand(2, n, device=dev).tolist()  # (y, x) offsets of the grid, a fraction of the period
+    degrees = torch.randint(0, max(1, round(float(aug.GRID_ROTATE) * 360)), (n,), device=dev).tolist()
+    table = [[math.cos(math.radians(a)) for a in degrees], [math.sin(math.radians(a)) for a in degrees],
+             [math.floor(r * d) for r, d in zip(offsets[0], period)],
+             [math.floor(r * d) for r, d in zip(offsets[1], period)],
+             period, [math.ceil(d * float(aug.GRID_RATIO)) for d in period]]
+    cos, sin, start_y, start_x, d, band = small_tensor([v for row in table for v in row], torch.float32,
+                                                       dev).view(6, n, 1, 1).unbind(0)
     side = math.ceil(math.sqrt(h * h + w * w))  # BiaPy draws the grid on this square, then rotates it
     # the grid keeps the bands (u - start_y) mod d < band or (v - start_x) mod d < band of the rotated positions
-    e = lambda t: t.view(n, 1, 1)  # noqa: E731
-    cos, sin = e(torch.cos(angle)), e(torch.sin(angle))
     yy, xx = _centred_positions(h, w, dev)
     u, v = cos * yy - sin * xx + side / 2, sin * yy + cos * xx + side / 2
-    in_band = ((torch.remainder(u.floor() - e(start[0]), e(d)) < e(band))
-               | (torch.remainder(v.floor() - e(start[1]), e(d)) < e(band)))
+    in_band = (torch.remainder(u.floor() - start_y, d) < band) | (torch.remainder(v.floor() - start_x, d) < band)
     keep = ~in_band if aug.GRID_INVERT else in_band
     if ndim == 2:
         return x * keep[:, None].to(x.dtype)
