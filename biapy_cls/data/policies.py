@@ -195,16 +195,21 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     histogram per channel) for floats in [0, 1], written out with one bincount for the whole batch;
     cheaper than calling it, whose dispatch costs more than the work at these sizes."""
     n, c, h, w = x.shape
-    q = x.mul(255 + 1.0 - 1e-3).to(torch.uint8).view(n * c, h * w).long()  # torchvision's float -> uint8
-    offsets = torch.arange(n * c, device=x.device).view(-1, 1) * 256
-    hist = torch.bincount((q + offsets).view(-1), minlength=n * c * 256).view(n * c, 256)
+    q = x.mul(255 + 1.0 - 1e-3).long().view(n * c, h * w)  # torchvision's float -> uint8 (truncation)
+    hist = torch.bincount((q + _channel_offsets(n * c, x.device)).view(-1), minlength=n * c * 256).view(n * c, 256)
     cum = hist.cumsum(1)
-    # PIL: step = (pixels - count of the largest value) // 255; lut[k] = (cum[k-1] + step // 2) // step
+    # PIL: step = (pixels - count of the largest value) // 255; lut[k] = (cum[k-1] + step // 2) // step, where
+    # cum[k] - hist[k] is cum[k-1] (0 for k = 0, whose entry is then 0 as PIL's)
     step = (h * w - hist.gather(1, cum.argmax(1, keepdim=True))).div(255, rounding_mode="floor")
-    lut = (cum[:, :-1] + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
-    lut = torch.cat([torch.zeros_like(step), lut], 1)
+    lut = (cum - hist + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
     out = torch.where(step != 0, lut.gather(1, q), q)  # a single-valued channel stays as it is
     return out.view(n, c, h, w).to(x.dtype).mul_(1.0 / 255)
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_offsets(channels: int, device: torch.device) -> torch.Tensor:
+    """(channels, 1): 256 x the channel's index, each channel's own histogram bins in one bincount."""
+    return torch.arange(channels, device=device).view(-1, 1) * 256
 
 
 def apply_op(x: torch.Tensor, op: str, mag: torch.Tensor | float) -> torch.Tensor:
