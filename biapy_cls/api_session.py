@@ -135,6 +135,7 @@ def log_header(bia: BiaPy, resume_note: str | None) -> None:
     atomic_write_text(bia.paths.config_file, bia.cfg.dump())
     runtime = bia.runtime
     log.info(f"Device: {runtime.device}" + (f", {runtime.world_size} processes" if runtime.distributed else "")
-             + f", {torch.get_num_threads()} CPU thread(s) per process")
+             + f", {torch.get_num_threads()} CPU thread(s) per process"
+             + (f"; {runtime.memory}" if runtime.memory else ""))
     if workers_capped(bia.cfg):
         log.warning(workers_capped(bia.cfg))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from biapy_cls.engine.allocator import keep_freed_memory
 from biapy_cls.errors import UserError
 
 log = logging.getLogger("biapy_cls")
@@ -26,6 +27,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    memory: str = ""  # how CPU memory is managed between steps (engine/allocator.py), for the log
 
     @property
     def is_main(self) -> bool:
@@ -104,7 +106,9 @@ def setup_runtime(gpu: str | None, num_cpus: int) -> Runtime:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     set_threads(num_cpus, world_size if device.type == "cpu" else 1)
-    runtime = Runtime(device, rank, world_size, local_rank)
+    # on a GPU the steps' memory is the GPU's (PyTorch's caching allocator): nothing to keep on the host
+    memory = keep_freed_memory() if device.type == "cpu" else ""
+    runtime = Runtime(device, rank, world_size, local_rank, memory)
     if runtime.distributed and not dist.is_initialized():
         backend = "nccl" if runtime.cuda else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
