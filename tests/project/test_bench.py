@@ -111,3 +111,19 @@ def test_pipeline_alone_replaces_only_its_section_and_adds_its_target_row(tmp_pa
     assert "stored batch, issue 5's transformations only" in section and "--only pipeline" in section
     assert "| RANDAUGMENT |" in section
     assert text.endswith("## 3. Scaling\n\nkept\n<!-- bench/run.py end -->\nhand-written\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_allocator_benchmark_writes_its_section_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "bench.md"
+    out.write_text("# Benchmarks\n\nhand-written\n\n## CPU memory between training steps\n\nold table\n\n"
+                   "## Later\n\nkept\n")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "allocator.py"), "--rounds", "1", "--models", "simple_cnn",
+                    "--output", str(out)], check=True, capture_output=True)
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written\n\n## CPU memory between training steps\n")
+    assert "old table" not in text and text.endswith("\n## Later\n\nkept\n")
+    row = next(line for line in text.splitlines() if line.startswith("| simple_cnn |"))
+    # step times in ms for both sides, then the speed-up with its range
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[3].endswith(")")
