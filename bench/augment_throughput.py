@@ -3,7 +3,8 @@
 The pipeline is what feeds the model: reading (in memory, or lazily from PNG files with 0, 1 or 2
 DataLoader workers), unit scale, every 2D AUGMENTOR transformation switched on (at DA_PROB) and
 normalisation, i.e. `build_loader` + `make_prepare(...)(images, range, train=True)`. The step is forward,
-cross-entropy, backward and an AdamW update of simple_cnn on 32x32x1 batches. Each pipeline is timed (wall
+cross-entropy, backward and an AdamW update of simple_cnn on 32x32x1 batches, with freed memory kept for
+reuse as `biapy` runs on the CPU (engine/allocator.py: ~1.2x faster steps). Each pipeline is timed (wall
 clock: workers are other processes) between two steps, so that load from other processes and the
 machine's drifting speed affect both alike; its ratio is the median over rounds of its rate over the
 mean rate of the steps around it. Issue 5: the augmentation must be at least 5x faster than the step.
@@ -31,6 +32,7 @@ from biapy_cls.data.augment_ops import FUNCTIONS  # noqa: E402
 from biapy_cls.data.dataset import ImageSpec, build_dataset, build_loader  # noqa: E402
 from biapy_cls.data.discover import discover_labelled  # noqa: E402
 from biapy_cls.data.transforms import Normalizer, make_prepare  # noqa: E402
+from biapy_cls.engine.allocator import keep_freed_memory  # noqa: E402
 from biapy_cls.engine.optim import build_optimizer  # noqa: E402
 from biapy_cls.models import ModelSpec, build_model  # noqa: E402
 
@@ -49,6 +51,7 @@ def all_ops_cfg():
 
 def run(train_dir: Path, quick: bool) -> dict:
     """{'step': samples/s, 'rows': [(pipeline, samples/s, ratio to the step)], 'augmentations': str}."""
+    keep_freed_memory()  # as `biapy` runs on the CPU: the step (and pipeline) its users get
     torch.manual_seed(0)
     cfg = all_ops_cfg()
     augmenter = Augmenter.from_cfg(cfg)
