@@ -56,6 +56,6 @@ def _left_alone() -> str:
     if any(name in os.environ for name in USER_VARIABLES) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return "malloc as set by the MALLOC_* / GLIBC_TUNABLES variables"
     preload = os.environ.get("LD_PRELOAD", "")
-    if "malloc" in preload or "jemalloc" in preload:  # tcmalloc, jemalloc, mimalloc...
+    if "malloc" in preload:  # libjemalloc, libtcmalloc, libmimalloc...
         return f"the preloaded allocator ({os.path.basename(preload.split(':')[0])})"
     return ""
