@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import sys
 
 # mallopt parameters (malloc.h)
@@ -51,7 +50,7 @@ def keep_freed_memory() -> str:
 
 def _left_alone() -> str:
     """Why the thresholds are left alone, or '' where they apply."""
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not sys.platform.startswith("linux") or not _c_library().startswith("glibc"):
         return "the system's malloc"  # macOS, Windows, musl: none of glibc's trimming to undo
     if any(name in os.environ for name in USER_VARIABLES) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return "malloc as set by the MALLOC_* / GLIBC_TUNABLES variables"
@@ -59,3 +58,12 @@ def _left_alone() -> str:
     if "malloc" in preload:  # libjemalloc, libtcmalloc, libmimalloc...
         return f"the preloaded allocator ({os.path.basename(preload.split(':')[0])})"
     return ""
+
+
+def _c_library() -> str:
+    """The C library this process runs on, e.g. 'glibc 2.36' ('' where it is not glibc): asked of the C
+    library itself (platform.libc_ver reads the Python executable's file instead)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # not a GNU C library
+        return ""

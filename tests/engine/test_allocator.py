@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import pytest
 
 from biapy_cls.engine import allocator
 
-GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+GLIBC = sys.platform.startswith("linux") and allocator._c_library().startswith("glibc")
 
 # A training step's pattern, with glibc's malloc itself: the forward pass allocates 16 activations of 2 MB,
 # the backward pass frees them one by one while allocating as many gradients, which are freed at the end.
@@ -76,7 +75,7 @@ def test_other_allocators_are_left_alone(monkeypatch):
         assert "libjemalloc.so.2" in allocator.keep_freed_memory()
     monkeypatch.setattr(allocator, "_applied", "")
     monkeypatch.delenv("LD_PRELOAD")
-    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("musl", "1.2"))
+    monkeypatch.setattr(allocator, "_c_library", lambda: "")  # musl, as in Alpine images
     assert allocator.keep_freed_memory() == "the system's malloc"
 
 
