@@ -54,9 +54,10 @@ def _left_alone() -> str:
         return "the system's malloc"  # macOS, Windows, musl: none of glibc's trimming to undo
     if any(name in os.environ for name in USER_VARIABLES) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return "malloc as set by the MALLOC_* / GLIBC_TUNABLES variables"
-    preload = os.environ.get("LD_PRELOAD", "")
-    if "malloc" in preload:  # libjemalloc, libtcmalloc, libmimalloc...
-        return f"the preloaded allocator ({os.path.basename(preload.split(':')[0])})"
+    # libjemalloc, libtcmalloc, libmimalloc...; LD_PRELOAD lists libraries separated by ':' or spaces
+    allocators = [path for path in os.environ.get("LD_PRELOAD", "").replace(":", " ").split() if "malloc" in path]
+    if allocators:
+        return f"the preloaded allocator ({os.path.basename(allocators[0])})"
     return ""
 
 

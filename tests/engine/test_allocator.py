@@ -70,7 +70,7 @@ def test_user_malloc_settings_are_left_alone():
 
 def test_other_allocators_are_left_alone(monkeypatch):
     monkeypatch.setattr(allocator, "_applied", "")
-    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    monkeypatch.setenv("LD_PRELOAD", "/opt/lib/libprofile.so:/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
     if GLIBC:
         assert "libjemalloc.so.2" in allocator.keep_freed_memory()
     monkeypatch.setattr(allocator, "_applied", "")
